@@ -1,0 +1,50 @@
+# Two commands on a fresh machine with Python 3.11 and pip:
+#   make reproduce   -- run every experiment (quick configs) and write the HTML report
+#   make test        -- run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+TORCH  ?= torch==2.13.0
+
+.PHONY: install bench-install bench reproduce reproduce-full test lint format clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet $(TORCH)
+	$(BIN)/pip install --quiet -e '.[dev,ray]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+bench-install: $(STAMP)
+	$(BIN)/pip install --quiet -e '.[bench]'
+	$(BIN)/pip install --quiet --no-deps curvlinops-for-pytorch
+
+bench: bench-install
+	$(BIN)/python benchmarks/curvature.py
+	$(BIN)/python benchmarks/optimizers.py
+	$(BIN)/python benchmarks/runner.py
+
+reproduce: $(STAMP)
+	$(BIN)/saddlescape reproduce --quick --out results
+
+reproduce-full: $(STAMP)
+	$(BIN)/saddlescape reproduce --out results-full
+
+test: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/python -m pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check src tests benchmarks
+	$(BIN)/ruff format --check src tests benchmarks
+
+format: $(STAMP)
+	$(BIN)/ruff format src tests benchmarks
+	$(BIN)/ruff check --fix src tests benchmarks
+
+clean:
+	rm -rf $(VENV) results results-full .pytest_cache

@@ -1,0 +1,9 @@
+"""Problems whose critical points are known: ``get(name, **params)``, ``names()``."""
+
+from .base import KINDS, CriticalPoint, Problem
+from .registry import get, names, parameters, register
+
+__all__ = ["KINDS", "CriticalPoint", "Problem", "get", "names", "parameters", "register"]
+
+# Each module registers its problems on import.
+from . import classic, highdim, matrix, networks, octopus, tensor  # noqa: E402,F401  isort: skip

@@ -1,0 +1,73 @@
+"""Problem registry: ``get(name, **params)`` and ``names()``."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from typing import TypeVar
+
+from ..errors import ConfigError, UnknownNameError
+from .base import Problem
+
+_REGISTRY: dict[str, type[Problem] | Callable[..., Problem]] = {}
+
+T = TypeVar("T")
+
+
+def register(name: str) -> Callable[[T], T]:
+    """Class (or factory) decorator adding a problem to the registry under ``name``."""
+
+    def deco(obj: T) -> T:
+        if name in _REGISTRY:
+            raise ValueError(f"problem {name!r} registered twice")
+        _REGISTRY[name] = obj  # type: ignore[assignment]
+        return obj
+
+    return deco
+
+
+def names() -> list[str]:
+    """Registered problem names, sorted."""
+    return sorted(_REGISTRY)
+
+
+def parameters(name: str) -> dict[str, object]:
+    """The parameters ``get(name, ...)`` accepts, with their defaults."""
+    factory = _lookup(name)
+    sig = inspect.signature(factory)
+    return {
+        p.name: (None if p.default is inspect.Parameter.empty else p.default)
+        for p in sig.parameters.values()
+        if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    }
+
+
+def get(name: str, **params: object) -> Problem:
+    """Build the problem registered as ``name`` with the given parameters.
+
+    >>> from saddlescape import problems
+    >>> p = problems.get("lee-2d")
+    >>> p.dim, [c.kind for c in p.critical_points]
+    (2, ['saddle', 'minimum', 'minimum'])
+    """
+    factory = _lookup(name)
+    accepted = parameters(name)
+    for key in params:
+        if key not in accepted:
+            raise ConfigError(
+                f"problem {name!r} has no parameter {key!r} "
+                f"(parameters: {', '.join(accepted) or 'none'})"
+            )
+    try:
+        return factory(**params)
+    except ConfigError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"problem {name!r}: {exc}") from exc
+
+
+def _lookup(name: str) -> type[Problem] | Callable[..., Problem]:
+    try:
+        return _REGISTRY[name]
+    except KeyError:
+        raise UnknownNameError("problem", name, _REGISTRY) from None
