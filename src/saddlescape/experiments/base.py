@@ -40,6 +40,8 @@ class RunRecord:
     status: str = "ok"
     error: str | None = None
     seconds: float = 0.0
+    key: str = ""  # the run key in the results store
+    experiment: str = ""
 
 
 @dataclass(frozen=True)
