@@ -1,0 +1,7 @@
+"""The HTML report: :func:`write_report` reads stored runs, analyzes each experiment and
+writes a self-contained ``index.html`` with its figures (see :mod:`.html`); the shared plot
+style is in :mod:`.plots`."""
+
+from .html import ExperimentSection, build_sections, render_html, write_report
+
+__all__ = ["ExperimentSection", "build_sections", "render_html", "write_report"]

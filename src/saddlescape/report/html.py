@@ -1,0 +1,402 @@
+"""The HTML report: every experiment's claim, plots, table and verdict on one page.
+
+:func:`write_report` reads the stored runs of each registered experiment, calls its
+:meth:`~saddlescape.experiments.Experiment.analyze`, saves each figure as a PNG beside the
+page and writes ``index.html``, with the figures also embedded as base64 data URIs so the
+page opens from disk or as an e-mail attachment on its own.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as _dt
+import html
+import math
+import os
+import platform
+import re
+import sys
+import traceback
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..experiments import RunRecord, Verdict
+from ..experiments import get as get_experiment
+from ..experiments import names as experiment_names
+from . import plots
+
+STORE_FILENAME = "runs.sqlite"
+
+#: Section status values, in the order the summary sorts nothing (registry order is kept).
+SUPPORTED, NOT_SUPPORTED, NOT_RUN, FAILED = "supported", "not supported", "not run", "failed"
+
+
+@dataclass(frozen=True)
+class ExperimentSection:
+    """What the report shows for one experiment (also what ``reproduce`` prints)."""
+
+    name: str
+    claim: str
+    source: str
+    status: str  # SUPPORTED, NOT_SUPPORTED, NOT_RUN or FAILED (analysis raised)
+    verdict: Verdict | None = None
+    table: list[dict[str, Any]] = field(default_factory=list)
+    figures: dict[str, bytes] = field(default_factory=dict)  # name -> PNG
+    n_ok: int = 0
+    n_failed: int = 0
+    seconds: float = 0.0  # total run time over the stored runs
+    errors: list[str] = field(default_factory=list)  # run errors / analysis traceback
+
+    @property
+    def mark(self) -> str:
+        """✓ supported, ✗ not supported or failed, – not run."""
+        return {SUPPORTED: "✓", NOT_SUPPORTED: "✗", FAILED: "✗"}.get(self.status, "–")
+
+    @property
+    def summary(self) -> str:
+        if self.verdict is not None:
+            return self.verdict.summary
+        if self.status == NOT_RUN:
+            return "no stored runs"
+        return self.errors[0].strip().splitlines()[-1] if self.errors else self.status
+
+
+# --------------------------------------------------------------------------- reading
+def open_store(store_or_dir: Any) -> Any:
+    """A store object from a store, a results directory or its ``runs.sqlite`` file."""
+    if hasattr(store_or_dir, "records"):
+        return store_or_dir
+    from ..runner.store import Store
+
+    path = Path(store_or_dir)
+    if path.name == STORE_FILENAME and path.is_file():
+        path = path.parent
+    return Store(path, create=False)
+
+
+def build_sections(
+    store_or_dir: Any, experiments: Sequence[str] | None = None
+) -> list[ExperimentSection]:
+    """Analyze the stored runs of ``experiments`` (default: all registered ones).
+
+    An experiment without runs gets status ``"not run"``; one whose analysis raises gets
+    ``"failed"`` with the traceback, so one broken experiment does not hide the others.
+    """
+    store = open_store(store_or_dir)
+    names = list(experiment_names()) if experiments is None else list(experiments)
+    return [_section(store, name) for name in names]
+
+
+def _section(store: Any, name: str) -> ExperimentSection:
+    exp = get_experiment(name)
+    base = {"name": name, "claim": exp.claim, "source": exp.source}
+    records: list[RunRecord] = list(store.records(experiment=name))
+    ok = [r for r in records if r.status == "ok"]
+    failed = [r for r in records if r.status != "ok"]
+    counts = {
+        "n_ok": len(ok),
+        "n_failed": len(failed),
+        "seconds": float(sum(r.seconds or 0.0 for r in records)),
+        "errors": [f"{_config_text(r.config)}: {r.error}" for r in failed[:5]],
+    }
+    if not ok:
+        return ExperimentSection(status=NOT_RUN if not failed else FAILED, **base, **counts)
+    try:
+        with plots.style():
+            analysis = exp.analyze(ok)
+            figures = {k: plots.png_bytes(fig) for k, fig in analysis.figures.items()}
+    except Exception:
+        counts["errors"] = [traceback.format_exc(limit=6), *counts["errors"]]
+        return ExperimentSection(status=FAILED, **base, **counts)
+    verdict = analysis.verdict
+    return ExperimentSection(
+        status=SUPPORTED if verdict.supported else NOT_SUPPORTED,
+        verdict=verdict,
+        table=list(analysis.table),
+        figures=figures,
+        **base,
+        **counts,
+    )
+
+
+def _config_text(config: Mapping[str, Any]) -> str:
+    return ", ".join(f"{k}={v}" for k, v in config.items())
+
+
+# --------------------------------------------------------------------------- writing
+def write_report(
+    store_or_dir: Any, out_dir: str | Path, experiments: Sequence[str] | None = None
+) -> Path:
+    """Write ``out_dir/index.html`` (and one PNG per figure) for the stored runs.
+
+    ``store_or_dir``: a store, a results directory holding ``runs.sqlite``, or that file.
+    ``experiments``: names to include (default: every registered experiment; those with
+    no stored runs are listed as "not run"). Returns the path of ``index.html``.
+    """
+    sections = build_sections(store_or_dir, experiments)
+    return render_html(sections, out_dir)
+
+
+def render_html(sections: Sequence[ExperimentSection], out_dir: str | Path) -> Path:
+    """Write the report page for already-built ``sections``; returns ``index.html``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    body = [_header(sections), _summary(sections)]
+    for s in sections:
+        body.append(_experiment_html(s, out))
+    body.append(_environment())
+    page = _PAGE.format(css=_CSS, body="\n".join(body), date=_now())
+    path = out / "index.html"
+    path.write_text(page, encoding="utf-8")
+    return path
+
+
+def _now() -> str:
+    return _dt.datetime.now().astimezone().strftime("%Y-%m-%d %H:%M %Z")
+
+
+def _esc(x: Any) -> str:
+    return html.escape(str(x), quote=True)
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+
+
+def fmt(value: Any) -> str:
+    """A table cell: numbers to 4 significant digits, booleans as ✓/✗, None as —."""
+    if value is None:
+        return "—"
+    if isinstance(value, bool):
+        return "✓" if value else "✗"
+    if isinstance(value, int):
+        return f"{value:,}" if abs(value) >= 10_000 else str(value)
+    if isinstance(value, float):
+        if math.isnan(value):
+            return "nan"
+        if math.isinf(value):
+            return "∞" if value > 0 else "−∞"
+        if value == int(value) and abs(value) < 1e6:
+            return str(int(value))
+        return f"{value:.4g}"
+    try:  # numpy scalars
+        import numpy as np
+
+        if isinstance(value, np.generic):
+            return fmt(value.item())
+    except ImportError:  # pragma: no cover
+        pass
+    return str(value)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 60:
+        return f"{seconds:.1f} s"
+    if seconds < 3600:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.2f} h"
+
+
+def _badge(s: ExperimentSection) -> str:
+    cls = {SUPPORTED: "ok", NOT_SUPPORTED: "bad", FAILED: "bad"}.get(s.status, "none")
+    return f'<span class="badge {cls}">{s.mark} {_esc(s.status)}</span>'
+
+
+def _header(sections: Sequence[ExperimentSection]) -> str:
+    n_run = sum(s.status != NOT_RUN for s in sections)
+    n_sup = sum(s.status == SUPPORTED for s in sections)
+    return (
+        "<header><h1>saddlescape — reproduced claims</h1>"
+        f'<p class="lead">{n_sup} of {n_run} experiments run support their claim'
+        f"{'' if n_run == len(sections) else f' ({len(sections) - n_run} not run)'}. "
+        "Each section states the claim and its source, shows the measurements, and gives "
+        "the verdict with the numbers that decided it.</p></header>"
+    )
+
+
+def _summary(sections: Sequence[ExperimentSection]) -> str:
+    rows = []
+    for s in sections:
+        runs = f"{s.n_ok}" + (f" (+{s.n_failed} failed)" if s.n_failed else "")
+        rows.append(
+            f'<tr><td><a href="#{_slug(s.name)}">{_esc(s.name)}</a></td>'
+            f"<td>{_badge(s)}</td><td>{_esc(s.summary)}</td>"
+            f'<td class="num">{runs}</td><td class="num">{_duration(s.seconds)}</td></tr>'
+        )
+    return (
+        '<section class="card"><h2>Summary</h2><table class="summary"><thead><tr>'
+        "<th>experiment</th><th>verdict</th><th>deciding measurement</th>"
+        '<th class="num">runs</th><th class="num">run time</th></tr></thead><tbody>'
+        + "".join(rows)
+        + "</tbody></table></section>"
+    )
+
+
+def table_html(rows: Sequence[Mapping[str, Any]], max_rows: int = 200) -> str:
+    """An HTML table of ``rows`` (dicts; columns = union of keys in first-seen order)."""
+    if not rows:
+        return '<p class="muted">(no table)</p>'
+    cols: list[str] = []
+    for r in rows:
+        cols.extend(k for k in r if k not in cols)
+    head = "".join(f"<th>{_esc(c)}</th>" for c in cols)
+    body = []
+    for r in rows[:max_rows]:
+        cells = []
+        for c in cols:
+            v = r.get(c)
+            num = isinstance(v, int | float) and not isinstance(v, bool)
+            cells.append(f"<td{' class=num' if num else ''}>{_esc(fmt(v))}</td>")
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    more = (
+        f'<p class="muted">{len(rows) - max_rows} more rows not shown.</p>'
+        if len(rows) > max_rows
+        else ""
+    )
+    return (
+        f'<div class="scroll"><table class="data"><thead><tr>{head}</tr></thead>'
+        f"<tbody>{''.join(body)}</tbody></table></div>{more}"
+    )
+
+
+def _experiment_html(s: ExperimentSection, out: Path) -> str:
+    parts = [
+        f'<section class="card" id="{_slug(s.name)}">',
+        f"<h2>{_esc(s.name)} {_badge(s)}</h2>",
+        f'<p class="claim"><b>Claim.</b> {_esc(s.claim)}</p>',
+        f'<p class="source"><b>Source.</b> {_esc(s.source)}</p>',
+    ]
+    if s.status == NOT_RUN:
+        parts.append(
+            '<p class="muted">Not run: no runs of this experiment in the store. Run '
+            f"<code>saddlescape reproduce --only {_esc(s.name)}</code>.</p></section>"
+        )
+        return "".join(parts)
+    if s.verdict is not None:
+        v = s.verdict
+        nums = "".join(
+            f"<tr><th>{_esc(k)}</th><td class=num>{_esc(fmt(x))}</td></tr>"
+            for k, x in v.numbers.items()
+        )
+        cls = "ok" if v.supported else "bad"
+        parts.append(
+            f'<div class="verdict {cls}"><p><b>Verdict: {s.mark} {_esc(s.status)}.</b> '
+            f"{_esc(v.summary)}</p>"
+            + (f'<table class="numbers">{nums}</table>' if nums else "")
+            + "</div>"
+        )
+    for fig_name, png in s.figures.items():
+        file = f"{_slug(s.name)}-{_slug(fig_name)}.png"
+        (out / file).write_bytes(png)
+        uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
+        parts.append(
+            f'<figure><img src="{uri}" alt="{_esc(s.name)}: {_esc(fig_name)}">'
+            f'<figcaption>{_esc(fig_name)} (<a href="{file}">{file}</a>)</figcaption></figure>'
+        )
+    if s.table:
+        parts.append("<h3>Results</h3>" + table_html(s.table))
+    mean = s.seconds / max(s.n_ok + s.n_failed, 1)
+    parts.append(
+        f'<p class="muted">{s.n_ok} runs ok, {s.n_failed} failed; '
+        f"run time {_duration(s.seconds)} in total, {_duration(mean)} per run.</p>"
+    )
+    if s.errors:
+        errs = "".join(f"<pre>{_esc(e)}</pre>" for e in s.errors)
+        title = "analysis error" if s.status == FAILED else "failed runs"
+        parts.append(f"<details><summary>{title}</summary>{errs}</details>")
+    parts.append("</section>")
+    return "".join(parts)
+
+
+def package_versions(packages: Iterable[str] = ()) -> dict[str, str]:
+    """Versions of Python, saddlescape and the numerical packages the results depend on."""
+    from importlib import metadata
+
+    out = {"python": platform.python_version()}
+    for pkg in ("saddlescape", "torch", "numpy", "scipy", "matplotlib", *packages):
+        try:
+            out[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            out[pkg] = "not installed"
+    return out
+
+
+def _environment() -> str:
+    env = package_versions()
+    env["platform"] = platform.platform()
+    env["cpus"] = str(os.cpu_count())
+    env["command"] = " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]) or "python"
+    rows = "".join(f"<tr><th>{_esc(k)}</th><td>{_esc(v)}</td></tr>" for k, v in env.items())
+    return (
+        '<section class="card env"><h2>Environment</h2>'
+        f'<table class="numbers">{rows}</table></section>'
+    )
+
+
+_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>saddlescape report</title>
+<style>{css}</style>
+</head>
+<body>
+<main>
+{body}
+<footer>Generated by saddlescape on {date}.</footer>
+</main>
+</body>
+</html>
+"""
+
+_CSS = """
+:root { --fg:#1d232a; --muted:#66707a; --line:#e3e6ea; --bg:#f6f7f9; --card:#fff;
+        --ok:#0b7a4b; --okbg:#e6f5ee; --bad:#b3261e; --badbg:#fdecea; --accent:#0072B2; }
+* { box-sizing: border-box; }
+body { margin:0; background:var(--bg); color:var(--fg);
+       font: 15px/1.55 -apple-system, BlinkMacSystemFont, "Segoe UI", Roboto,
+             "Helvetica Neue", Arial, sans-serif; }
+main { max-width: 1120px; margin: 0 auto; padding: 28px 20px 40px; }
+header h1 { margin: 0 0 4px; font-size: 26px; letter-spacing: -0.01em; }
+.lead { color: var(--muted); margin: 0 0 18px; }
+.card { background: var(--card); border: 1px solid var(--line); border-radius: 10px;
+        padding: 18px 22px; margin: 0 0 20px; box-shadow: 0 1px 2px rgba(0,0,0,.03); }
+h2 { font-size: 19px; margin: 0 0 10px; display: flex; align-items: center; gap: 10px; }
+h3 { font-size: 15px; margin: 18px 0 8px; }
+a { color: var(--accent); text-decoration: none; }
+a:hover { text-decoration: underline; }
+code { background: #f0f2f4; padding: 1px 5px; border-radius: 4px; font-size: 13px; }
+.claim, .source { margin: 4px 0; }
+.source { color: var(--muted); font-size: 14px; }
+.muted { color: var(--muted); font-size: 13.5px; }
+.badge { font-size: 12.5px; font-weight: 600; padding: 2px 9px; border-radius: 999px;
+         white-space: nowrap; }
+.badge.ok { color: var(--ok); background: var(--okbg); }
+.badge.bad { color: var(--bad); background: var(--badbg); }
+.badge.none { color: var(--muted); background: #eef0f2; }
+.verdict { border-left: 4px solid; border-radius: 6px; padding: 8px 14px; margin: 12px 0; }
+.verdict p { margin: 2px 0 6px; }
+.verdict.ok { border-color: var(--ok); background: var(--okbg); }
+.verdict.bad { border-color: var(--bad); background: var(--badbg); }
+table { border-collapse: collapse; font-size: 13.5px; }
+th, td { padding: 4px 10px; text-align: left; border-bottom: 1px solid var(--line);
+         vertical-align: top; }
+thead th { font-weight: 600; border-bottom: 2px solid #cfd4da; white-space: nowrap; }
+td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
+table.summary { width: 100%; }
+table.data tbody tr:nth-child(even) { background: #fafbfc; }
+table.numbers th { font-weight: 500; color: var(--muted); }
+table.numbers td { font-variant-numeric: tabular-nums; }
+.verdict table.numbers th, .verdict table.numbers td { border-color: rgba(0,0,0,.06); }
+.scroll { overflow-x: auto; max-height: 520px; overflow-y: auto; }
+figure { margin: 14px 0; text-align: center; }
+figure img { max-width: 100%; height: auto; }
+figcaption { color: var(--muted); font-size: 12.5px; }
+details { margin-top: 8px; }
+pre { background: #f4f5f7; padding: 8px 10px; border-radius: 6px; overflow-x: auto;
+      font-size: 12px; white-space: pre-wrap; }
+footer { color: var(--muted); font-size: 12.5px; text-align: center; margin-top: 10px; }
+"""
