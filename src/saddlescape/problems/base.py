@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import abc
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import Any, ClassVar, Literal
 
 import torch
@@ -60,7 +60,7 @@ class Problem(abc.ABC):
     @property
     def params(self) -> dict[str, Any]:
         """The constructor parameters that define this instance."""
-        return {k: getattr(self, k) for k in self.__dataclass_fields__ if k != "dim"}
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init}
 
     @property
     def smoothness(self) -> float | None:
