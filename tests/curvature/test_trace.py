@@ -1,0 +1,95 @@
+"""Trace estimators against torch.trace of dense matrices."""
+
+import math
+
+import pytest
+import torch
+
+from saddlescape.curvature.trace import TraceResult, trace
+from saddlescape.errors import ConfigError
+
+
+class DenseOp:
+    """A minimal operator: only matvec, shape and dtype (no matmat)."""
+
+    def __init__(self, A):
+        self.A, self.shape, self.dtype = A, tuple(A.shape), A.dtype
+
+    def matvec(self, v):
+        return self.A @ v
+
+
+def random_symmetric(n, seed, dtype=torch.float64):
+    g = torch.Generator().manual_seed(seed)
+    X = torch.randn(n, n, generator=g, dtype=dtype)
+    return (X + X.T) / 2
+
+
+def low_rank_plus_noise(n, rank, seed):
+    g = torch.Generator().manual_seed(seed)
+    U, _ = torch.linalg.qr(torch.randn(n, rank, generator=g, dtype=torch.float64))
+    N = torch.randn(n, n, generator=g, dtype=torch.float64)
+    return U @ torch.diag(torch.linspace(100, 50, rank, dtype=torch.float64)) @ U.T + 0.01 * (
+        N + N.T
+    )
+
+
+@pytest.mark.parametrize("method", ["hutchinson", "hutch++"])
+def test_estimate_within_standard_errors(method):
+    A = random_symmetric(60, 1) + 3 * torch.eye(60, dtype=torch.float64)
+    r = trace(DenseOp(A), method=method, num_matvecs=45, seed=3)
+    assert isinstance(r, TraceResult) and r.method == method
+    assert r.hvps == 45
+    assert r.std_error > 0
+    assert abs(r.estimate - float(torch.trace(A))) < 4 * r.std_error
+
+
+@pytest.mark.parametrize("method", ["hutchinson", "hutch++"])
+def test_standard_error_is_calibrated(method):
+    A = random_symmetric(40, 7)
+    A = A + torch.diag(torch.linspace(-5, 5, 40, dtype=torch.float64))
+    true = float(torch.trace(A))
+    z = torch.tensor(
+        [(trace(A, method, num_matvecs=30, seed=s).estimate - true) for s in range(300)]
+    )
+    se = torch.tensor([trace(A, method, num_matvecs=30, seed=s).std_error for s in range(300)])
+    zs = z / se
+    assert abs(float(zs.mean())) < 0.25  # unbiased
+    assert 0.8 < float(zs.std()) < 1.25  # the reported error has the right size
+    assert float((zs.abs() < 1.96).double().mean()) > 0.88  # ~95% coverage
+
+
+def test_hutch_plus_plus_beats_hutchinson_on_low_rank_plus_noise():
+    A = low_rank_plus_noise(200, 10, 0)
+    true = float(torch.trace(A))
+    err = {
+        m: sum(abs(trace(A, m, num_matvecs=60, seed=s).estimate - true) for s in range(20))
+        for m in ("hutchinson", "hutch++")
+    }
+    assert err["hutch++"] < err["hutchinson"] / 10
+
+
+def test_exact_when_sketch_spans_space_and_seeded_reproducible():
+    A = random_symmetric(8, 2, dtype=torch.float32)
+    r = trace(A, num_matvecs=30, seed=0)
+    assert r.std_error == 0.0 and r.hvps == 16
+    assert math.isclose(r.estimate, float(torch.trace(A)), rel_tol=1e-4, abs_tol=1e-4)
+    B = random_symmetric(50, 2)
+    assert trace(B, seed=5).estimate == trace(B, seed=5).estimate
+    assert trace(B, seed=5).estimate != trace(B, seed=6).estimate
+    g1, g2 = torch.Generator().manual_seed(1), torch.Generator().manual_seed(1)
+    assert trace(B, "hutchinson", seed=g1).estimate == trace(B, "hutchinson", seed=g2).estimate
+
+
+def test_bad_arguments():
+    A = torch.eye(4)
+    with pytest.raises(ConfigError, match="method"):
+        trace(A, method="hutch")
+    with pytest.raises(ConfigError, match="num_matvecs"):
+        trace(A, num_matvecs=3)
+    with pytest.raises(ConfigError, match="num_matvecs"):
+        trace(A, "hutchinson", num_matvecs=1)
+    with pytest.raises(ConfigError, match="square"):
+        trace(torch.ones(3, 4))
+    with pytest.raises(ConfigError, match="seed"):
+        trace(A, seed="x")
