@@ -1,0 +1,267 @@
+"""Shared machinery of saddlescape's optimizers.
+
+:class:`SaddleOptimizer` is a :class:`torch.optim.Optimizer` that adds what every
+saddle-escaping method needs:
+
+- a private random stream (a :class:`torch.Generator` seeded from ``seed``, or the user's
+  ``generator``) whose state travels in :meth:`~SaddleOptimizer.state_dict`, so a run
+  resumed from a checkpoint continues bit-identically;
+- per-group state that is not tied to one parameter (the perturbation clock, the point
+  x̃ before the last perturbation, the stop test) kept in ``self.group_states`` and saved
+  with the state dict (``torch.optim`` would cast integer state to the parameter dtype);
+- a *batched* mode: with ``batched=True`` every parameter of shape ``(B, ...)`` holds B
+  independent runs; norms, clocks and stop tests are per run and fully vectorized. The
+  closure must then call ``backward`` on the *sum* of the per-run losses and return the
+  per-run losses, shape ``(B,)``;
+- counters (:attr:`iterations`, :attr:`grad_evals`, :attr:`perturbations`) and a
+  finiteness check that raises :class:`~saddlescape.errors.DivergenceError` naming the
+  step and the value, with one host synchronization per step.
+
+Subclasses implement :meth:`step` with the helpers below and :meth:`_validate_group`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any, ClassVar
+
+import torch
+from torch.optim import Optimizer
+
+from ..errors import ConfigError, DivergenceError, check_int, check_positive
+
+Closure = Callable[[], torch.Tensor]
+ParamsT = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
+
+__all__ = ["Closure", "ParamsT", "SaddleOptimizer"]
+
+
+class SaddleOptimizer(Optimizer):
+    """Base class: RNG in the state dict, batched runs, counters, divergence checks.
+
+    Args:
+        params: parameters or parameter groups, as for any ``torch.optim`` optimizer.
+        defaults: default hyperparameters of a group.
+        batched: if true, the first dimension of every parameter indexes independent runs
+            (all parameters must share it); the closure returns per-run losses ``(B,)``.
+        seed: seed of the optimizer's own :class:`torch.Generator` (default: drawn from
+            torch's global generator, so ``torch.manual_seed`` makes runs repeatable).
+        generator: use this generator instead (exclusive with ``seed``).
+    """
+
+    #: whether :meth:`step` needs a closure (it re-evaluates f, like LBFGS)
+    requires_closure: ClassVar[bool] = False
+
+    def __init__(
+        self,
+        params: ParamsT,
+        defaults: dict[str, Any],
+        *,
+        batched: bool = False,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        self.batched = bool(batched)
+        self.runs: int | None = None
+        super().__init__(params, defaults)
+        device = self.param_groups[0]["params"][0].device
+        if generator is not None and seed is not None:
+            raise ConfigError("give either seed or generator, not both")
+        if generator is None:
+            if seed is None:
+                seed = int(torch.randint(0, 2**62, (1,)).item())
+            seed = check_int("seed", seed)
+            generator = torch.Generator(device=device)
+            generator.manual_seed(seed)
+        elif not isinstance(generator, torch.Generator):
+            raise ConfigError(f"generator must be a torch.Generator, got {generator!r}")
+        self.seed = seed
+        self.generator = generator
+        self._iterations = 0
+        self._grad_evals = 0
+        self.group_states: list[dict[str, Any]] = [
+            self._init_group_state(g) for g in self.param_groups
+        ]
+
+    # ------------------------------------------------------------------ groups
+    def add_param_group(self, param_group: dict[str, Any]) -> None:
+        super().add_param_group(param_group)
+        group = self.param_groups[-1]
+        self._validate_group(group)
+        for p in group["params"]:
+            if self.batched:
+                if p.ndim == 0:
+                    raise ConfigError("batched=True needs parameters of shape (B, ...)")
+                if self.runs is None:
+                    self.runs = p.shape[0]
+                elif p.shape[0] != self.runs:
+                    raise ConfigError(
+                        f"batched=True needs every parameter to share its first dimension "
+                        f"(runs): got {p.shape[0]} and {self.runs}"
+                    )
+            else:
+                self.runs = 1
+        if hasattr(self, "group_states"):  # added after construction
+            self.group_states.append(self._init_group_state(group))
+
+    def _validate_group(self, group: dict[str, Any]) -> None:
+        """Check a group's hyperparameters; raise ConfigError naming the bad one."""
+        check_positive("lr", group["lr"])
+
+    def _init_group_state(self, group: dict[str, Any]) -> dict[str, Any]:
+        """Per-group state (perturbation counts per run); subclasses extend it."""
+        p = group["params"][0]
+        return {"perturbations": torch.zeros(self.runs or 1, dtype=torch.long, device=p.device)}
+
+    # ------------------------------------------------------------------ counters
+    @property
+    def iterations(self) -> int:
+        """Update steps taken (calls of :meth:`step` that moved the parameters)."""
+        return self._iterations
+
+    @property
+    def grad_evals(self) -> int:
+        """Closure calls (each one a loss and gradient evaluation)."""
+        return self._grad_evals
+
+    @property
+    def perturbations(self) -> int | torch.Tensor:
+        """Perturbations made: an int, or a ``(B,)`` tensor per run in batched mode."""
+        total = sum(s["perturbations"] for s in self.group_states)
+        return total.clone() if self.batched else int(total.sum())
+
+    @property
+    def counters(self) -> dict[str, Any]:
+        """All counters in one dict (iterations, grad_evals, perturbations)."""
+        return {
+            "iterations": self.iterations,
+            "grad_evals": self.grad_evals,
+            "perturbations": self.perturbations,
+        }
+
+    # ------------------------------------------------------------------ state dict
+    def state_dict(self) -> dict[str, Any]:
+        """The usual optimizer state plus ``"saddlescape"``: the RNG state, counters and
+        per-group state, so a loaded optimizer continues the same trajectory bit for bit."""
+        sd = super().state_dict()
+        sd["saddlescape"] = {
+            "rng_state": self.generator.get_state().clone(),
+            "seed": self.seed,
+            "iterations": self._iterations,
+            "grad_evals": self._grad_evals,
+            "groups": [_clone_state(s) for s in self.group_states],
+        }
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        extra = state_dict.get("saddlescape")
+        super().load_state_dict({k: v for k, v in state_dict.items() if k != "saddlescape"})
+        if extra is None:
+            return
+        self.generator.set_state(extra["rng_state"].clone())
+        self.seed = extra["seed"]
+        self._iterations = int(extra["iterations"])
+        self._grad_evals = int(extra["grad_evals"])
+        if len(extra["groups"]) != len(self.param_groups):
+            raise ConfigError("state dict has a different number of parameter groups")
+        self.group_states = [
+            _clone_state(s, device=g["params"][0].device)
+            for s, g in zip(extra["groups"], self.param_groups, strict=True)
+        ]
+
+    # ------------------------------------------------------------------ helpers
+    def _run_shape(self, p: torch.Tensor) -> list[int]:
+        """Shape that broadcasts a per-run ``(B,)`` vector against parameter ``p``."""
+        if self.batched:
+            return [p.shape[0]] + [1] * (p.ndim - 1)
+        return [1] * p.ndim
+
+    def _per_run(self, v: torch.Tensor, p: torch.Tensor) -> torch.Tensor:
+        return v.reshape(self._run_shape(p))
+
+    def _sq_norms(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
+        """Per-run squared Euclidean norm over all tensors, shape ``(B,)`` (B = 1 unbatched)."""
+        b = self.runs if self.batched else 1
+        out = None
+        for t in tensors:
+            s = t.reshape(b, -1).square().sum(1)
+            out = s if out is None else out + s
+        assert out is not None
+        return out
+
+    @staticmethod
+    def _grads(group: dict[str, Any]) -> list[torch.Tensor]:
+        grads = []
+        for p in group["params"]:
+            if p.grad is None:
+                raise ConfigError(
+                    "a parameter has no gradient: the closure must call backward() "
+                    "(in batched mode on the sum of the per-run losses)"
+                )
+            grads.append(p.grad)
+        return grads
+
+    def _need_closure(self, closure: Closure | None) -> Closure:
+        if closure is None:
+            raise ConfigError(
+                f"{type(self).__name__}.step() needs a closure that zeroes the gradients, "
+                "computes the loss, calls backward() and returns the loss (as for LBFGS)"
+            )
+        return closure
+
+    def _evaluate(self, closure: Closure) -> torch.Tensor:
+        """Call the closure with gradients enabled, count it, check the loss shape."""
+        with torch.enable_grad():
+            loss = closure()
+        self._grad_evals += 1
+        if not isinstance(loss, torch.Tensor):
+            if loss is None:
+                raise ConfigError("the closure must return the loss")
+            loss = torch.as_tensor(loss)
+        loss = loss.detach()
+        if self.batched:
+            if loss.shape != (self.runs,):
+                raise ConfigError(
+                    f"batched=True: the closure must return the per-run losses of shape "
+                    f"({self.runs},), got shape {tuple(loss.shape)}"
+                )
+        elif loss.numel() != 1:
+            raise ConfigError(
+                f"the closure must return a scalar loss, got shape {tuple(loss.shape)} "
+                "(for many independent runs use batched=True)"
+            )
+        return loss.reshape(-1)
+
+    def _raise_divergence(
+        self, loss: torch.Tensor | None, sq_norms: Sequence[torch.Tensor]
+    ) -> None:
+        """Raise DivergenceError naming the step, the run(s) and the bad value."""
+        name, step = type(self).__name__, self._iterations
+        where = ""
+        if loss is not None and not bool(torch.isfinite(loss).all()):
+            bad = (~torch.isfinite(loss)).nonzero().flatten()
+            if self.batched:
+                where = f" in run(s) {bad[:5].tolist()}"
+            value = loss[bad[0]].item()
+            raise DivergenceError(f"{name}: non-finite loss {value} at step {step}{where}")
+        for sq in sq_norms:
+            if not bool(torch.isfinite(sq).all()):
+                bad = (~torch.isfinite(sq)).nonzero().flatten()
+                if self.batched:
+                    where = f" in run(s) {bad[:5].tolist()}"
+                value = sq[bad[0]].sqrt().item()
+                raise DivergenceError(
+                    f"{name}: non-finite gradient (norm {value}) at step {step}{where}"
+                )
+        raise DivergenceError(f"{name}: non-finite value at step {step}")
+
+
+def _clone_state(state: dict[str, Any], device: torch.device | None = None) -> dict[str, Any]:
+    out = {}
+    for k, v in state.items():
+        if isinstance(v, torch.Tensor):
+            v = v.detach().clone()
+            if device is not None:
+                v = v.to(device)
+        out[k] = v
+    return out

@@ -1,0 +1,334 @@
+"""Perturbed gradient descent: Jin, Ge, Netrapalli, Kakade, Jordan 2017 (Algorithm 2) and
+the simplified variant of Jin, Netrapalli, Ge, Kakade, Jordan 2021."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import torch
+
+from ..errors import ConfigError, check_int, check_positive
+from .base import Closure, ParamsT, SaddleOptimizer
+from .perturbations import uniform_ball
+
+__all__ = ["PerturbedGD", "PerturbedGDTheory"]
+
+Variant = Literal["jin2017", "jin2021"]
+
+
+@dataclass(frozen=True)
+class PerturbedGDTheory:
+    """The constants of :meth:`PerturbedGD.from_theory` and the iteration bound they imply.
+
+    ``chi`` is χ (Jin et al. 2017) or ι (Jin et al. 2021). ``iteration_bound``:
+
+    - jin2017: ``⌈8·max(Δf·t_thres/f_thres, Δf/(η·g_thres²))⌉`` — the count in the proof
+      of Theorem 3 (each gradient step with ‖∇f‖ > g_thres lowers f by ≥ η·g_thres²/2; each
+      escape episode of t_thres steps lowers it by ≥ f_thres; the factor 8 is as restated
+      in THEORY.md's source, unverified). With probability ≥ 1 − δ the returned x̃ is an
+      ε-second-order stationary point within this many iterations.
+    - jin2021: ``⌈400·ι⁴·ℓ·Δf/ε²⌉`` after which at least half the iterates are ε-SOSPs.
+    """
+
+    variant: str
+    smoothness: float
+    hessian_lipschitz: float
+    eps: float
+    delta: float
+    f_gap: float
+    c: float
+    dim: int
+    chi: float
+    lr: float
+    radius: float
+    grad_threshold: float
+    f_threshold: float | None
+    interval: int
+    iteration_bound: int
+
+
+class PerturbedGD(SaddleOptimizer):
+    """Perturbed gradient descent (PGD) — Jin et al. 2017, "How to Escape Saddle Points
+    Efficiently", ICML, Algorithm 2 (``variant="jin2017"``, default)::
+
+        if ‖∇f(x_t)‖ ≤ g_thres and t − t_noise > t_thres:
+            x̃ ← x_t, t_noise ← t, x_t ← x̃ + ξ,  ξ uniform in the ball B(r)
+        if t − t_noise = t_thres and f(x_t) − f(x̃) > −f_thres:  return x̃
+        x_{t+1} ← x_t − η∇f(x_t)
+
+    The gradient norm is that of the whole group (all its parameters form the paper's x).
+    When the stop test fires the parameters are restored to x̃ and :attr:`converged`
+    becomes true; later steps leave them there. ``f_threshold=None`` disables the test.
+
+    ``variant="jin2021"`` is the simplified PGD of Jin, Netrapalli, Ge, Kakade, Jordan 2021
+    ("On Nonconvex Optimization for Machine Learning", JACM): the perturbation is
+    ``x_t ← x_t − η·ξ`` with ξ uniform in B(radius) and there is no stop test.
+
+    :meth:`step` needs a closure (as for LBFGS): after a perturbation the gradient is
+    re-evaluated at the perturbed point, so a perturbing step calls the closure twice.
+    In batched mode every run has its own gradient norm, clock, x̃, stop test and
+    perturbation count; the closure calls ``backward`` on the sum of the per-run losses
+    and returns them, shape ``(B,)``.
+
+    Args:
+        params: parameters or groups.
+        lr: step size η (read from the group at every step, so LR schedulers work).
+        radius: r, radius of the perturbation ball.
+        grad_threshold: g_thres: perturb when ‖∇f‖ ≤ g_thres...
+        interval: t_thres: ...and no perturbation happened in the last t_thres steps.
+        f_threshold: f_thres of the stop test, or None for no stop test.
+        variant: ``"jin2017"`` or ``"jin2021"``.
+        batched, seed, generator: see :class:`~saddlescape.optim.base.SaddleOptimizer`.
+
+    >>> x = torch.zeros(2, dtype=torch.float64, requires_grad=True)  # saddle of x² − y²/2 + y⁴/4
+    >>> opt = PerturbedGD(
+    ...     [x], lr=0.2, radius=1e-3, grad_threshold=1e-4, interval=20, f_threshold=1e-8, seed=0
+    ... )
+    >>> def closure():
+    ...     opt.zero_grad()
+    ...     loss = x[0] ** 2 - x[1] ** 2 / 2 + x[1] ** 4 / 4
+    ...     loss.backward()
+    ...     return loss
+    >>> for _ in range(200):
+    ...     _ = opt.step(closure)
+    >>> opt.converged, opt.perturbations  # escaped; the 2nd perturbation found no decrease
+    (True, 2)
+    >>> round(abs(x[1].item()), 4)  # x̃ = the minimum (0, ±1)
+    1.0
+    """
+
+    requires_closure = True
+
+    def __init__(
+        self,
+        params: ParamsT,
+        lr: float,
+        radius: float = 1e-2,
+        grad_threshold: float = 1e-3,
+        interval: int = 50,
+        f_threshold: float | None = None,
+        *,
+        variant: Variant = "jin2017",
+        batched: bool = False,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        if variant not in ("jin2017", "jin2021"):
+            raise ConfigError(f"variant must be 'jin2017' or 'jin2021', got {variant!r}")
+        if variant == "jin2021" and f_threshold is not None:
+            raise ConfigError("f_threshold: the jin2021 variant has no stop test; pass None")
+        self.variant = variant
+        self.theory: PerturbedGDTheory | None = None
+        defaults = {
+            "lr": lr,
+            "radius": radius,
+            "grad_threshold": grad_threshold,
+            "interval": interval,
+            "f_threshold": f_threshold,
+        }
+        super().__init__(params, defaults, batched=batched, seed=seed, generator=generator)
+
+    # ------------------------------------------------------------------ theory
+    @classmethod
+    def from_theory(
+        cls,
+        params: ParamsT,
+        smoothness: float,
+        hessian_lipschitz: float,
+        eps: float,
+        delta: float = 0.1,
+        f_gap: float = 1.0,
+        c: float = 0.5,
+        *,
+        variant: Variant = "jin2017",
+        **kwargs: Any,
+    ) -> PerturbedGD:
+        """Hyperparameters from the paper's formulas.
+
+        jin2017 (Jin et al. 2017, Algorithm 2), with d the number of parameters:
+        χ = 3·max{ln(dℓΔf/(cε²δ)), 4}, η = c/ℓ, r = (√c/χ²)(ε/ℓ), g_thres = (√c/χ²)ε,
+        f_thres = (c/χ³)√(ε³/ρ), t_thres = ⌈(χ/c²)·ℓ/√(ρε)⌉.
+
+        jin2021 (Jin et al. 2021): ι = c·ln(dℓΔf/(ρεδ)) (at least 1), η = 1/ℓ,
+        r = ε/(400ι³), g_thres = ε, 𝒯 = ⌈ℓι/√(ρε)⌉.
+
+        The theorems hold for c ≤ c_max (an unspecified absolute constant) and ε ≤ ℓ²/ρ.
+        The constants and the iteration bound are in :attr:`theory`
+        (:class:`PerturbedGDTheory`).
+        """
+        params = list(params)
+        ell = check_positive("smoothness", smoothness)
+        rho = check_positive("hessian_lipschitz", hessian_lipschitz)
+        eps = check_positive("eps", eps)
+        delta = check_positive("delta", delta)
+        if delta >= 1:
+            raise ConfigError(f"delta must be in (0, 1), got {delta!r}")
+        f_gap = check_positive("f_gap", f_gap)
+        c = check_positive("c", c)
+        dim = 0
+        for item in params:
+            ps = item["params"] if isinstance(item, dict) else [item]
+            ps = [ps] if isinstance(ps, torch.Tensor) else ps
+            for p in ps:
+                n = p.numel()
+                dim += n // p.shape[0] if kwargs.get("batched") and p.ndim else n
+        if variant == "jin2017":
+            chi = 3.0 * max(math.log(dim * ell * f_gap / (c * eps**2 * delta)), 4.0)
+            lr = c / ell
+            radius = math.sqrt(c) / chi**2 * eps / ell
+            g_thres = math.sqrt(c) / chi**2 * eps
+            f_thres: float | None = c / chi**3 * math.sqrt(eps**3 / rho)
+            t_thres = math.ceil(chi / c**2 * ell / math.sqrt(rho * eps))
+            assert f_thres is not None
+            bound = math.ceil(8 * max(f_gap * t_thres / f_thres, f_gap / (lr * g_thres**2)))
+        elif variant == "jin2021":
+            chi = max(c * math.log(dim * ell * f_gap / (rho * eps * delta)), 1.0)
+            lr = 1.0 / ell
+            radius = eps / (400 * chi**3)
+            g_thres = eps
+            f_thres = None
+            t_thres = math.ceil(ell * chi / math.sqrt(rho * eps))
+            bound = math.ceil(400 * chi**4 * ell * f_gap / eps**2)
+        else:
+            raise ConfigError(f"variant must be 'jin2017' or 'jin2021', got {variant!r}")
+        opt = cls(
+            params,
+            lr=lr,
+            radius=radius,
+            grad_threshold=g_thres,
+            interval=t_thres,
+            f_threshold=f_thres,
+            variant=variant,
+            **kwargs,
+        )
+        opt.theory = PerturbedGDTheory(
+            variant=variant,
+            smoothness=ell,
+            hessian_lipschitz=rho,
+            eps=eps,
+            delta=delta,
+            f_gap=f_gap,
+            c=c,
+            dim=dim,
+            chi=chi,
+            lr=lr,
+            radius=radius,
+            grad_threshold=g_thres,
+            f_threshold=f_thres,
+            interval=t_thres,
+            iteration_bound=bound,
+        )
+        return opt
+
+    # ------------------------------------------------------------------ state
+    def _validate_group(self, group: dict[str, Any]) -> None:
+        check_positive("lr", group["lr"])
+        check_positive("radius", group["radius"])
+        check_positive("grad_threshold", group["grad_threshold"], allow_zero=True)
+        group["interval"] = check_int("interval", group["interval"], minimum=0)
+        if group["f_threshold"] is not None:
+            check_positive("f_threshold", group["f_threshold"], allow_zero=True)
+
+    def _init_group_state(self, group: dict[str, Any]) -> dict[str, Any]:
+        p = group["params"][0]
+        b = self.runs or 1
+        return {
+            "t": 0,
+            "perturbations": torch.zeros(b, dtype=torch.long, device=p.device),
+            # t_noise = −t_thres − 1 so that the first test t − t_noise > t_thres passes
+            "t_noise": torch.full((b,), -int(group["interval"]) - 1, device=p.device),
+            "f_tilde": torch.zeros(b, dtype=p.dtype, device=p.device),
+            "converged": torch.zeros(b, dtype=torch.bool, device=p.device),
+            "any_converged": False,
+        }
+
+    @property
+    def converged(self) -> bool | torch.Tensor:
+        """Whether the stop test returned x̃: a bool, or a ``(B,)`` tensor in batched mode
+        (all groups must have stopped)."""
+        out = self.group_states[0]["converged"]
+        for s in self.group_states[1:]:
+            out = out & s["converged"]
+        return out.clone() if self.batched else bool(out.all())
+
+    # ------------------------------------------------------------------ step
+    @torch.no_grad()
+    def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
+        """One iteration of Algorithm 2; returns the loss at x_t before any perturbation.
+
+        One host synchronization per step (two when a run perturbs)."""
+        closure = self._need_closure(closure)
+        loss0 = loss = self._evaluate(closure)
+        groups = list(zip(self.param_groups, self.group_states, strict=True))
+        plans, sqs, flags = [], [], [torch.isfinite(loss).all()]
+        for group, st in groups:
+            sq = self._sq_norms(self._grads(group))
+            sqs.append(sq)
+            active = ~st["converged"]
+            since = st["t"] - st["t_noise"]
+            g_thres = float(group["grad_threshold"])
+            perturb = (sq <= g_thres * g_thres) & (since > group["interval"]) & active
+            if group["f_threshold"] is not None:
+                stop = (
+                    (since == group["interval"])
+                    & (loss - st["f_tilde"] > -float(group["f_threshold"]))
+                    & active
+                )
+            else:
+                stop = torch.zeros_like(perturb)
+            plans.append((perturb, stop))
+            flags += [torch.isfinite(sq).all(), perturb.any(), stop.any()]
+        values = torch.stack(flags).tolist()
+        if not (values[0] and all(values[1::3])):
+            self._raise_divergence(loss, sqs)
+        any_perturb = False
+        for k, ((group, st), (perturb, stop)) in enumerate(zip(groups, plans, strict=True)):
+            if values[3 * k + 3]:  # stop test fired: return x̃
+                for p in group["params"]:
+                    p.copy_(torch.where(self._per_run(stop, p), self.state[p]["x_tilde"], p))
+                st["converged"] |= stop
+                st["any_converged"] = True
+            if values[3 * k + 2]:
+                any_perturb = True
+                self._perturb(group, st, perturb, loss)
+        if any_perturb:  # the gradient step uses ∇f at the perturbed point
+            loss = self._evaluate(closure)
+            sqs = [self._sq_norms(self._grads(g)) for g in self.param_groups]
+            finite = torch.stack([s.sum() for s in sqs] + [loss.sum()]).isfinite().all()
+            if not bool(finite):
+                self._raise_divergence(loss, sqs)
+        for group, st in groups:
+            grads = self._grads(group)
+            if st["any_converged"]:
+                active = (~st["converged"]).to(grads[0].dtype)
+                grads = [g * self._per_run(active, g) for g in grads]
+            torch._foreach_add_(group["params"], grads, alpha=-group["lr"])
+            st["t"] += 1
+        self._iterations += 1
+        return loss0 if self.batched else loss0[0]
+
+    def _perturb(
+        self, group: dict[str, Any], st: dict[str, Any], mask: torch.Tensor, loss: torch.Tensor
+    ) -> None:
+        """x̃ ← x, t_noise ← t, x ← x̃ + ξ for the runs in ``mask``."""
+        params = group["params"]
+        for p in params:
+            state = self.state[p]
+            m = self._per_run(mask, p)
+            if "x_tilde" not in state:
+                state["x_tilde"] = p.detach().clone()
+            else:
+                state["x_tilde"].copy_(torch.where(m, p, state["x_tilde"]))
+        st["f_tilde"] = torch.where(mask, loss.to(st["f_tilde"].dtype), st["f_tilde"])
+        st["t_noise"] = torch.where(mask, st["t"], st["t_noise"])
+        st["perturbations"] += mask
+        radius = float(group["radius"])
+        if self.variant == "jin2021":  # x ← x − η·ξ, ξ ∈ B(r)
+            radius *= float(group["lr"])
+        xi = uniform_ball(params, radius, generator=self.generator, batched=self.batched)
+        for p, e in zip(params, xi, strict=True):
+            if self.batched:
+                e.mul_(self._per_run(mask, p))
+            p.add_(e)
