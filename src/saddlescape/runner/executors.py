@@ -1,0 +1,175 @@
+"""Executors: where runs execute. All three speak one small protocol (:class:`Executor`):
+``submit(fn, *args)`` returns a :class:`concurrent.futures.Future`, ``shutdown()`` releases
+the workers, ``workers`` says how many runs may execute at once. The sweep keeps a window of
+futures in flight and waits with :func:`concurrent.futures.wait`, so any object with a
+``submit`` that returns futures works (the nevergrad convention).
+
+- ``sequential``: runs in this process when submitted. The default; no start-up cost.
+- ``process``: a :class:`~concurrent.futures.ProcessPoolExecutor`. Workers start with the
+  ``forkserver`` method where the platform has it, else ``spawn``, never plain ``fork``:
+  forking a process whose torch (OpenMP) thread pool is running can deadlock the child. The
+  fork server is a fresh interpreter that preloads torch and this module once, so each worker
+  forks from a process that never ran a parallel region, and starts in milliseconds instead
+  of re-importing torch like a ``spawn`` worker.
+- ``ray``: Ray tasks with one CPU each, on an existing cluster (``address``) or on a local one
+  started with ``num_cpus=workers`` and shut down afterwards. Ray is an optional extra,
+  imported only here, only when this executor is asked for.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Callable
+from concurrent.futures import Future, ProcessPoolExecutor
+from typing import Any, Protocol, runtime_checkable
+
+from ..errors import ConfigError, UnknownNameError, check_int
+
+__all__ = [
+    "EXECUTORS",
+    "Executor",
+    "ProcessExecutor",
+    "RayExecutor",
+    "SequentialExecutor",
+    "make_executor",
+]
+
+EXECUTORS = ("sequential", "process", "ray")
+
+
+@runtime_checkable
+class Executor(Protocol):
+    """What the sweep needs from an executor."""
+
+    workers: int
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future: ...
+
+    def shutdown(self) -> None: ...
+
+
+class SequentialExecutor:
+    """Runs each submitted call at once, in this process; returns a finished future."""
+
+    workers = 1
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
+        future: Future = Future()
+        try:
+            future.set_result(fn(*args))
+        except BaseException as exc:  # handed to the caller via the future
+            if isinstance(exc, KeyboardInterrupt | SystemExit):
+                raise
+            future.set_exception(exc)
+        return future
+
+    def shutdown(self) -> None:
+        pass
+
+    def __enter__(self) -> SequentialExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def _worker_init() -> None:
+    import torch
+
+    torch.set_num_threads(1)
+
+
+def _start_method() -> str:
+    return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+
+
+class ProcessExecutor:
+    """A pool of ``workers`` processes (``forkserver`` start method, else ``spawn``)."""
+
+    def __init__(self, workers: int | None = None, start_method: str | None = None):
+        self.workers = check_int("workers", workers or os.cpu_count() or 1, minimum=1)
+        method = start_method or _start_method()
+        if method == "fork":
+            raise ConfigError("start_method 'fork' can deadlock torch; use forkserver or spawn")
+        context = multiprocessing.get_context(method)
+        if method == "forkserver":
+            # Preloading makes each worker a cheap fork of a torch-importing server; it also
+            # sends this process's sys.path to the server.
+            context.set_forkserver_preload(["saddlescape.runner.worker"])
+        self._pool = ProcessPoolExecutor(
+            max_workers=self.workers, mp_context=context, initializer=_worker_init
+        )
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
+        return self._pool.submit(fn, *args)
+
+    def shutdown(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+    def __enter__(self) -> ProcessExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+class RayExecutor:
+    """Ray tasks (one CPU each). Connects to ``address`` (``"auto"``, ``"ray://host:10001"``,
+    ``"host:6379"``) when given, else starts a local cluster with ``num_cpus=workers``. A Ray
+    session that is already initialized is used as is and left running."""
+
+    def __init__(self, workers: int | None = None, address: str | None = None):
+        try:
+            import ray
+        except ImportError:
+            raise ConfigError(
+                "executor 'ray' needs the optional dependency ray: pip install 'saddlescape[ray]'"
+            ) from None
+        self._ray = ray
+        self._owns_cluster = False
+        if not ray.is_initialized():
+            kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
+            if address:
+                ray.init(address=address, **kwargs)
+            else:
+                cpus = check_int("workers", workers or os.cpu_count() or 1, minimum=1)
+                ray.init(num_cpus=cpus, **kwargs)
+            self._owns_cluster = True
+        cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
+        self.workers = check_int("workers", workers, minimum=1) if workers else cluster_cpus
+        self._remote_cache: dict[Callable[..., Any], Any] = {}
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
+        remote = self._remote_cache.get(fn)
+        if remote is None:
+            remote = self._remote_cache[fn] = self._ray.remote(num_cpus=1, max_retries=0)(fn)
+        return remote.remote(*args).future()
+
+    def shutdown(self) -> None:
+        if self._owns_cluster and self._ray.is_initialized():
+            self._ray.shutdown()
+        self._owns_cluster = False
+
+    def __enter__(self) -> RayExecutor:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+def make_executor(
+    name: str = "sequential", *, workers: int | None = None, address: str | None = None
+) -> SequentialExecutor | ProcessExecutor | RayExecutor:
+    """The executor called ``name`` (``sequential``, ``process`` or ``ray``)."""
+    if name == "sequential":
+        if workers not in (None, 1):
+            raise ConfigError(f"workers: the sequential executor runs one at a time, got {workers}")
+        return SequentialExecutor()
+    if address is not None and name != "ray":
+        raise ConfigError(f"address: only the ray executor connects to a cluster, not {name!r}")
+    if name == "process":
+        return ProcessExecutor(workers)
+    if name == "ray":
+        return RayExecutor(workers, address)
+    raise UnknownNameError("executor", name, EXECUTORS)

@@ -1,0 +1,411 @@
+"""The results store: one SQLite database per output folder (``DIR/runs.sqlite``).
+
+Layout (schema version 1)::
+
+    meta(name PRIMARY KEY, value)          app = "saddlescape", schema = "1"
+    runs(key PRIMARY KEY, experiment, config JSON, seed, status "ok"|"failed",
+         metrics JSON, error, traceback, started, finished, seconds, versions JSON, git)
+    arrays(key PRIMARY KEY -> runs.key, npz BLOB)
+
+Arrays are stored as ``.npz`` bytes in a BLOB of a side table rather than as files next to
+the database: the run row and its arrays are written in *one* SQLite transaction, so a crash
+(even SIGKILL) cannot leave a row without its arrays or an orphan file, there is nothing to
+fsync-and-rename by hand, and a results folder is one file to copy. The side table keeps
+``runs`` narrow, so listing and filtering never read array bytes; they load lazily, per run,
+on first access of :attr:`RunRecord.arrays`.
+
+Only the sweep's parent process writes (workers return results); every finished run is
+committed at once in its own transaction. The database runs in WAL mode, so readers (the
+``runs`` command, :func:`load_runs`) can look while a sweep writes. An ``ok`` row is never
+overwritten; a ``failed`` row is replaced when its run is retried.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from collections.abc import Iterator, Mapping
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from ..errors import ConfigError, StoreError
+from ..experiments.base import RunRecord
+from .worker import RunResult
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+__all__ = ["DB_NAME", "LazyArrays", "Store", "load_runs"]
+
+DB_NAME = "runs.sqlite"
+_APP = "saddlescape"
+_SCHEMA = "1"
+
+_DDL = """
+CREATE TABLE IF NOT EXISTS meta (name TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS runs (
+    key TEXT PRIMARY KEY,
+    experiment TEXT NOT NULL,
+    config TEXT NOT NULL,
+    seed INTEGER,
+    status TEXT NOT NULL CHECK (status IN ('ok', 'failed')),
+    metrics TEXT NOT NULL,
+    error TEXT,
+    traceback TEXT,
+    started TEXT NOT NULL,
+    finished TEXT NOT NULL,
+    seconds REAL NOT NULL,
+    versions TEXT NOT NULL,
+    git TEXT
+);
+CREATE INDEX IF NOT EXISTS runs_experiment ON runs (experiment, status);
+CREATE TABLE IF NOT EXISTS arrays (
+    key TEXT PRIMARY KEY REFERENCES runs (key) ON DELETE CASCADE,
+    npz BLOB NOT NULL
+);
+"""
+
+_COLUMNS = (
+    "key, experiment, config, seed, status, metrics, error, traceback, "
+    "started, finished, seconds, versions, git"
+)
+
+
+def _encode_arrays(arrays: Mapping[str, np.ndarray]) -> bytes:
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return buffer.getvalue()
+
+
+def _decode_arrays(blob: bytes) -> dict[str, np.ndarray]:
+    with np.load(io.BytesIO(blob), allow_pickle=False) as npz:
+        return {name: npz[name] for name in npz.files}
+
+
+class LazyArrays(Mapping[str, np.ndarray]):
+    """A run's arrays, read from the store on first access."""
+
+    def __init__(self, store: Store, key: str):
+        self._store, self._key = store, key
+        self._arrays: dict[str, np.ndarray] | None = None
+
+    def _load(self) -> dict[str, np.ndarray]:
+        if self._arrays is None:
+            self._arrays = self._store.arrays(self._key)
+        return self._arrays
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._load()[name]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+    def __repr__(self) -> str:
+        loaded = "loaded" if self._arrays is not None else "not loaded"
+        return f"LazyArrays(run={self._key!r}, {loaded})"
+
+
+class Store:
+    """The SQLite results store of an output folder.
+
+    ``Store(dir)`` opens ``dir/runs.sqlite``, creating folder and database when
+    ``create=True`` (the default); ``create=False`` raises :class:`StoreError` when there is
+    no database. A file that is not a saddlescape database raises :class:`StoreError` and is
+    left untouched.
+
+    >>> import tempfile
+    >>> with Store(tempfile.mkdtemp()) as store:
+    ...     store.count()
+    0
+    """
+
+    def __init__(self, directory: str | Path, *, create: bool = True):
+        self.directory = Path(directory)
+        self.path = self.directory / DB_NAME
+        if not self.path.exists():
+            if not create:
+                raise StoreError(f"no results in {self.directory} (no {DB_NAME} there)")
+            if self.directory.exists() and not self.directory.is_dir():
+                raise StoreError(f"{self.directory} exists and is not a folder")
+            self.directory.mkdir(parents=True, exist_ok=True)
+        elif not self.path.is_file():
+            raise StoreError(f"{self.path} exists and is not a file")
+        try:
+            self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from None
+        try:
+            self._check_or_init()
+        except BaseException:
+            self._conn.close()
+            raise
+
+    # ----------------------------------------------------------------- opening
+    def _check_or_init(self) -> None:
+        conn = self._conn
+        try:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(
+                f"{self.path} is not a readable SQLite database ({exc}); "
+                "it was left as is: choose another --out folder"
+            ) from None
+        try:
+            if not tables:
+                conn.execute("PRAGMA journal_mode=WAL")
+                conn.execute("BEGIN IMMEDIATE")
+                # another process may have initialized it between our look and the lock
+                if not conn.execute("SELECT name FROM sqlite_master").fetchall():
+                    for statement in _DDL.split(";"):
+                        if statement.strip():
+                            conn.execute(statement)
+                    conn.executemany(
+                        "INSERT INTO meta VALUES (?, ?)", [("app", _APP), ("schema", _SCHEMA)]
+                    )
+                conn.execute("COMMIT")
+                tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            meta = (
+                dict(conn.execute("SELECT name, value FROM meta").fetchall())
+                if "meta" in tables
+                else {}
+            )
+        except sqlite3.DatabaseError as exc:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise StoreError(f"{self.path} is corrupt or unreadable: {exc}") from None
+        if meta.get("app") != _APP or not {"runs", "arrays"} <= tables:
+            raise StoreError(
+                f"{self.path} is an SQLite database but not a saddlescape results store; "
+                "it was left as is: choose another --out folder"
+            )
+        if meta.get("schema") != _SCHEMA:
+            raise StoreError(
+                f"{self.path} has results schema {meta.get('schema')!r}; this saddlescape "
+                f"reads schema {_SCHEMA!r}"
+            )
+        conn.execute("PRAGMA foreign_keys=ON")
+        conn.execute("PRAGMA busy_timeout=30000")
+        try:
+            # WAL needs a writable folder; a read-only copy of results still reads
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=NORMAL")
+        except sqlite3.OperationalError:
+            pass
+
+    def close(self) -> None:
+        """Close the connection (records already returned can no longer load arrays)."""
+        self._conn.close()
+
+    def __enter__(self) -> Store:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"Store({str(self.directory)!r})"
+
+    def _query(self, sql: str, params: tuple | list = ()) -> list[tuple]:
+        try:
+            return self._conn.execute(sql, params).fetchall()
+        except sqlite3.DatabaseError as exc:
+            raise StoreError(f"cannot read {self.path}: {exc}") from None
+
+    # ----------------------------------------------------------------- writing
+    def write(
+        self,
+        result: RunResult,
+        *,
+        experiment: str,
+        config: Mapping[str, Any],
+        git: str | None = None,
+    ) -> bool:
+        """Store one finished run in one transaction. Returns False (and changes nothing)
+        when an ``ok`` run with this key is already stored; a ``failed`` one is replaced."""
+        seed = config.get("seed")
+        row = (
+            result.key,
+            experiment,
+            json.dumps(dict(config), sort_keys=True),
+            seed if isinstance(seed, int) and not isinstance(seed, bool) else None,
+            result.status,
+            json.dumps(result.metrics),
+            result.error,
+            result.traceback,
+            result.started,
+            result.finished,
+            float(result.seconds),
+            json.dumps(result.versions, sort_keys=True),
+            git,
+        )
+        blob = _encode_arrays(result.arrays) if result.status == "ok" else None
+        conn = self._conn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                old = conn.execute("SELECT status FROM runs WHERE key = ?", (result.key,))
+                previous = old.fetchone()
+                if previous is not None and previous[0] == "ok":
+                    conn.execute("ROLLBACK")
+                    return False
+                if previous is not None:
+                    conn.execute("DELETE FROM runs WHERE key = ?", (result.key,))
+                conn.execute(f"INSERT INTO runs ({_COLUMNS}) VALUES ({', '.join('?' * 13)})", row)
+                if blob is not None:
+                    conn.execute("INSERT INTO arrays (key, npz) VALUES (?, ?)", (result.key, blob))
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write run {result.key} to {self.path}: {exc}") from None
+        return True
+
+    # ----------------------------------------------------------------- reading
+    def statuses(self, experiment: str | None = None) -> dict[str, str]:
+        """``{run key: status}`` of the stored runs (of one experiment)."""
+        if experiment is None:
+            rows = self._query("SELECT key, status FROM runs")
+        else:
+            rows = self._query("SELECT key, status FROM runs WHERE experiment = ?", (experiment,))
+        return dict(rows)
+
+    def count(self, experiment: str | None = None, status: str | None = None) -> int:
+        """Number of stored runs (of one experiment, with one status)."""
+        where, params = _where(experiment, status)
+        return int(self._query(f"SELECT count(*) FROM runs{where}", params)[0][0])
+
+    def arrays(self, key: str) -> dict[str, np.ndarray]:
+        """The arrays of run ``key`` (empty for failed runs)."""
+        rows = self._query("SELECT npz FROM arrays WHERE key = ?", (key,))
+        return _decode_arrays(rows[0][0]) if rows else {}
+
+    def rows(
+        self, experiment: str | None = None, status: str | None = None, **config_filters: Any
+    ) -> list[dict[str, Any]]:
+        """Stored runs as dicts of all columns (config, metrics and versions decoded),
+        in the order they finished."""
+        if status is not None and status not in ("ok", "failed"):
+            raise ConfigError(f"status must be 'ok' or 'failed', got {status!r}")
+        where, params = _where(experiment, status)
+        raw = self._query(f"SELECT {_COLUMNS} FROM runs{where} ORDER BY finished, key", params)
+        names = [c.strip() for c in _COLUMNS.split(",")]
+        rows = []
+        for values in raw:
+            row = dict(zip(names, values, strict=True))
+            try:
+                for col in ("config", "metrics", "versions"):
+                    row[col] = json.loads(row[col])
+            except json.JSONDecodeError as exc:
+                raise StoreError(f"{self.path}: run {row['key']} has bad JSON: {exc}") from None
+            rows.append(row)
+        return _filter(rows, config_filters)
+
+    def records(
+        self, experiment: str | None = None, status: str | None = None, **config_filters: Any
+    ) -> list[RunRecord]:
+        """Stored runs as :class:`RunRecord` (what :meth:`Experiment.analyze` reads), arrays
+        loaded lazily. ``config_filters`` keep runs whose config has these values
+        (``dim=10``; strings from the command line are compared after conversion)."""
+        return [
+            RunRecord(
+                config=row["config"],
+                metrics=row["metrics"],
+                arrays=LazyArrays(self, row["key"]),
+                status=row["status"],
+                error=row["error"],
+                seconds=row["seconds"],
+                key=row["key"],
+                experiment=row["experiment"],
+            )
+            for row in self.rows(experiment, status, **config_filters)
+        ]
+
+    def to_pandas(
+        self, experiment: str | None = None, status: str | None = None, **config_filters: Any
+    ) -> pd.DataFrame:
+        """One row per run: ``key, experiment, status, seconds, error, started, finished``,
+        then every config field, then every metric (nested dicts flattened as ``a.b``). A
+        metric whose name is already a column is prefixed ``metrics.``. Arrays are not
+        included (use :meth:`records` or :meth:`arrays`)."""
+        import pandas as pd
+
+        base = ("key", "experiment", "status", "seconds", "error", "started", "finished")
+        flat = []
+        for row in self.rows(experiment, status, **config_filters):
+            entry = {name: row[name] for name in base}
+            entry.update(row["config"])
+            for name, value in _flatten(row["metrics"]).items():
+                entry[f"metrics.{name}" if name in entry else name] = value
+            flat.append(entry)
+        return pd.DataFrame(flat, columns=None if flat else list(base))
+
+
+def _where(experiment: str | None, status: str | None) -> tuple[str, list[Any]]:
+    clauses, params = [], []
+    if experiment is not None:
+        clauses.append("experiment = ?")
+        params.append(experiment)
+    if status is not None:
+        clauses.append("status = ?")
+        params.append(status)
+    return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
+
+
+def _flatten(d: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, Mapping):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+def _matches(value: Any, wanted: Any) -> bool:
+    if value == wanted and type(value) is type(wanted):
+        return True
+    if isinstance(wanted, str) and not isinstance(value, str):
+        if isinstance(value, bool):
+            return wanted.lower() in (
+                ("true", "1", "yes", "on") if value else ("false", "0", "no", "off")
+            )
+        try:
+            return isinstance(value, int | float) and float(wanted) == value
+        except ValueError:
+            return False
+    return value == wanted
+
+
+def _filter(rows: list[dict[str, Any]], filters: Mapping[str, Any]) -> list[dict[str, Any]]:
+    for name, wanted in filters.items():
+        if rows and not any(name in row["config"] for row in rows):
+            known = sorted({k for row in rows for k in row["config"]})
+            raise ConfigError(
+                f"filter {name}=...: no run has config key {name!r} (keys: {', '.join(known)})"
+            )
+        rows = [r for r in rows if name in r["config"] and _matches(r["config"][name], wanted)]
+    return rows
+
+
+def load_runs(
+    directory: str | Path,
+    experiment: str | None = None,
+    status: str | None = None,
+    **config_filters: Any,
+) -> pd.DataFrame:
+    """All runs stored in ``directory`` as a pandas DataFrame, config and metrics flattened
+    into columns (see :meth:`Store.to_pandas`).
+
+    >>> df = load_runs("results")  # doctest: +SKIP
+    >>> df.groupby("optimizer")["escape_iterations"].median()  # doctest: +SKIP
+    """
+    with Store(directory, create=False) as store:
+        return store.to_pandas(experiment, status, **config_filters)

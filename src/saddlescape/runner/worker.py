@@ -1,0 +1,237 @@
+"""What crosses a process boundary: a :class:`RunSpec` goes to a worker, a
+:class:`RunResult` comes back. :func:`execute_run` is the wrapper every executor runs.
+
+Workers find an experiment by name in the registry. A spec also carries the module that
+defines the experiment's class (and the folder that module is importable from), so a worker
+process that has not imported it yet (a fresh ``spawn``/``forkserver`` process, a Ray worker)
+imports it before the lookup. Experiments defined in a script's ``__main__`` are imported from
+the script's file under another module name (its ``if __name__ == "__main__"`` block does not
+run), the way :mod:`multiprocessing` does it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import importlib.util
+import json
+import math
+import platform
+import random
+import sys
+import time
+import traceback
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import numpy as np
+
+__all__ = ["RunResult", "RunSpec", "execute_run", "package_versions"]
+
+_MAIN_ALIAS = "__saddlescape_main__"
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One point of a sweep: a fully resolved config of a named experiment.
+
+    ``key`` is the stable run key (see :func:`saddlescape.runner.sweep.run_key`).
+    ``module``/``module_root``/``module_file`` say where a fresh worker imports the
+    experiment from; all three may be None for experiments that ``saddlescape.experiments``
+    registers itself.
+    """
+
+    experiment: str
+    config: dict[str, Any]
+    key: str
+    module: str | None = None
+    module_root: str | None = None
+    module_file: str | None = None
+
+
+@dataclass(frozen=True)
+class RunResult:
+    """What a worker returns for one run. ``status`` is ``"ok"`` or ``"failed"``; a failed
+    run has ``error`` (``"Type: message"``) and ``traceback`` and no metrics or arrays."""
+
+    key: str
+    status: str
+    metrics: dict[str, Any] = field(default_factory=dict)
+    arrays: dict[str, np.ndarray] = field(default_factory=dict)
+    error: str | None = None
+    traceback: str | None = None
+    started: str = ""
+    finished: str = ""
+    seconds: float = 0.0
+    versions: dict[str, str] = field(default_factory=dict)
+
+
+def package_versions() -> dict[str, str]:
+    """Versions of saddlescape, torch, numpy and Python in this process."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    import torch
+
+    try:
+        own = version("saddlescape")
+    except PackageNotFoundError:  # running from a source tree that is not installed
+        own = "unknown"
+    return {
+        "saddlescape": own,
+        "torch": torch.__version__,
+        "numpy": np.__version__,
+        "python": platform.python_version(),
+    }
+
+
+def _now() -> str:
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
+
+
+def _import_defining_module(spec: RunSpec) -> None:
+    if spec.module is None:
+        return
+    if spec.module == "__main__":
+        if spec.module_file is None or _MAIN_ALIAS in sys.modules:
+            return
+        loader_spec = importlib.util.spec_from_file_location(_MAIN_ALIAS, spec.module_file)
+        if loader_spec is None or loader_spec.loader is None:
+            return
+        module = importlib.util.module_from_spec(loader_spec)
+        sys.modules[_MAIN_ALIAS] = module
+        loader_spec.loader.exec_module(module)
+        return
+    try:
+        importlib.import_module(spec.module)
+    except ModuleNotFoundError as exc:
+        if spec.module_root is None or exc.name is None or not spec.module.startswith(exc.name):
+            raise
+        sys.path.insert(0, spec.module_root)
+        importlib.import_module(spec.module)
+
+
+def _experiment(spec: RunSpec) -> Any:
+    from ..errors import UnknownNameError
+    from ..experiments import get
+
+    try:
+        return get(spec.experiment)
+    except UnknownNameError:
+        _import_defining_module(spec)
+        return get(spec.experiment)
+
+
+def _json_scalar(value: Any, name: str) -> Any:
+    """Return ``value`` as plain JSON-able Python (numpy/torch scalars unwrapped)."""
+    if value is None or isinstance(value, bool | int | str):
+        return value
+    if isinstance(value, float):
+        return value
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, Mapping):
+        return {str(k): _json_scalar(v, f"{name}.{k}") for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_scalar(v, f"{name}[{i}]") for i, v in enumerate(value)]
+    if type(value).__module__.startswith("torch") and hasattr(value, "numel"):
+        if value.numel() == 1:
+            return value.item()
+    raise TypeError(
+        f"metric {name!r} is a {type(value).__name__}, not JSON-able; "
+        "return scalars in metrics and put arrays in RunOutput.arrays"
+    )
+
+
+def _check_metrics(metrics: Any) -> dict[str, Any]:
+    if not isinstance(metrics, Mapping):
+        raise TypeError(f"RunOutput.metrics must be a dict, got {type(metrics).__name__}")
+    clean = {str(k): _json_scalar(v, str(k)) for k, v in metrics.items()}
+    json.dumps(clean)  # anything left that json refuses raises here
+    return clean
+
+
+def _check_arrays(arrays: Any) -> dict[str, np.ndarray]:
+    if arrays is None:
+        return {}
+    if not isinstance(arrays, Mapping):
+        raise TypeError(f"RunOutput.arrays must be a dict, got {type(arrays).__name__}")
+    clean: dict[str, np.ndarray] = {}
+    for name, value in arrays.items():
+        if type(value).__module__.startswith("torch") and hasattr(value, "detach"):
+            value = value.detach().cpu().numpy()
+        array = np.asarray(value)
+        if array.dtype == object:
+            raise TypeError(f"array {name!r} has dtype object; store numeric arrays only")
+        clean[str(name)] = np.ascontiguousarray(array)
+    return clean
+
+
+@contextlib.contextmanager
+def _isolated_torch(seed: int | None) -> Iterator[None]:
+    """One torch thread and seeded global RNGs for the duration, restored afterwards, so a
+    run gives the same bits whichever executor runs it and whatever ran before it."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch_state = torch.random.get_rng_state()
+    np_state = np.random.get_state()  # noqa: NPY002  (seeding the legacy global RNG on purpose)
+    py_state = random.getstate()
+    torch.set_num_threads(1)
+    if seed is not None:
+        torch.manual_seed(seed)
+        np.random.seed(seed % 2**32)  # noqa: NPY002
+        random.seed(seed)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+        torch.random.set_rng_state(torch_state)
+        np.random.set_state(np_state)  # noqa: NPY002
+        random.setstate(py_state)
+
+
+def execute_run(spec: RunSpec) -> RunResult:
+    """Run one point of a sweep and never raise: any exception becomes a failed result.
+
+    The run executes with ``torch.set_num_threads(1)`` and the global torch, numpy and
+    ``random`` generators seeded with ``config["seed"]`` (previous values restored after),
+    so the same spec gives bit-identical metrics and arrays on every executor. Metrics are
+    checked JSON-able (numpy and 0-d torch scalars are unwrapped); arrays become numpy.
+    """
+    started = _now()
+    t0 = time.perf_counter()
+    versions: dict[str, str] = {}
+    try:
+        versions = package_versions()
+        experiment = _experiment(spec)
+        config = experiment.config(**spec.config)
+        seed = spec.config.get("seed")
+        with _isolated_torch(seed if isinstance(seed, int) else None):
+            output = experiment.run(config)
+        metrics = _check_metrics(getattr(output, "metrics", None))
+        arrays = _check_arrays(getattr(output, "arrays", None))
+    except Exception as exc:  # the sweep goes on; the error is stored with the run
+        seconds = time.perf_counter() - t0
+        return RunResult(
+            key=spec.key,
+            status="failed",
+            error=f"{type(exc).__name__}: {exc}",
+            traceback=traceback.format_exc(),
+            started=started,
+            finished=_now(),
+            seconds=seconds,
+            versions=versions,
+        )
+    seconds = time.perf_counter() - t0
+    return RunResult(
+        key=spec.key,
+        status="ok",
+        metrics=metrics,
+        arrays=arrays,
+        started=started,
+        finished=_now(),
+        seconds=seconds if math.isfinite(seconds) else 0.0,
+        versions=versions,
+    )
