@@ -1,0 +1,276 @@
+"""Second-order stationarity certificates (Jin, Ge, Netrapalli, Kakade, Jordan 2017,
+arXiv 1703.00887, Definition 4: an ε-second-order stationary point has
+``‖∇f(x)‖ ≤ ε`` and ``λ_min(∇²f(x)) ≥ −√(ρε)``).
+
+:func:`certify` classifies a point with thresholds ``ε`` (gradient) and ``τ`` (curvature;
+``τ = √(ρε)`` when ``ρ`` is given, as in the ε-SOSP definition):
+
+==================  ============================================================
+``kind``            condition (checked in this order)
+==================  ============================================================
+"not stationary"    ``‖∇f‖ > ε``
+"saddle"            ``λ_min < −τ`` and ``λ_max > τ`` (a strict saddle)
+"minimum"           ``λ_min > τ`` (a strict local minimum: the Hessian is positive
+                    definite beyond the threshold)
+"maximum"           ``λ_max < −τ`` (a strict local maximum)
+"degenerate"        anything else: some eigenvalue is within ``τ`` of 0, so second-order
+                    information cannot classify the point (e.g. the monkey saddle
+                    ``x³ − 3xy²`` at 0, or ``x² + y⁴`` at 0: a minimum it cannot prove)
+==================  ============================================================
+
+An ε-SOSP in Jin et al.'s sense is a point that is not "not stationary" and has
+``λ_min ≥ −τ``: kind "minimum", or "degenerate" without a negative-curvature direction
+(see :attr:`Certificate.is_sosp`).
+
+**Early decisions.** Lanczos Ritz values interlace the spectrum (Cauchy): ``θ_min ≥ λ_min``
+and ``θ_max ≤ λ_max`` at every step. So ``θ_min < −τ`` *proves* ``λ_min < −τ`` and the
+one-sided question stops at once (:func:`has_negative_curvature`); likewise a saddle is
+proven as soon as ``θ_min < −τ`` and ``θ_max > τ``. Deciding ``λ_min ≥ −τ`` needs convergence:
+Lanczos then runs to its tolerance (the eigenvalue estimates are within their residuals,
+``|λ − θ| ≤ ‖r‖``). For an early decision the reported ``lambda_min``/``lambda_max`` are the
+Ritz values at that moment (upper/lower bounds of the true ones).
+
+>>> import torch
+>>> from saddlescape.curvature import certify
+>>> f = lambda x: x[0] ** 2 - x[1] ** 2
+>>> c = certify(f, torch.zeros(2, dtype=torch.float64), eps=1e-6, tau=1e-3, seed=0)
+>>> c.kind, round(c.lambda_min, 6), round(c.lambda_max, 6)
+('saddle', -2.0, 2.0)
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from ..errors import ConfigError, CurvatureError, check_positive
+from .lanczos import lanczos
+from .operators import HessianOperator
+
+__all__ = [
+    "Certificate",
+    "NegativeCurvature",
+    "certify",
+    "certify_model",
+    "has_negative_curvature",
+]
+
+KINDS: tuple[str, ...] = ("not stationary", "minimum", "saddle", "maximum", "degenerate")
+
+
+@dataclass(frozen=True)
+class NegativeCurvature:
+    """Answer to "is ``λ_min(H) < −τ``?".
+
+    ``negative`` is True when proven (a Ritz value below ``−τ``, which bounds ``λ_min`` from
+    above), False when Lanczos converged with every Ritz value ``≥ −τ`` (up to its tolerance),
+    and None when the budget ran out undecided. ``lambda_min`` is the smallest Ritz value,
+    ``residual`` its residual, ``direction`` its unit Ritz vector (float64) when negative.
+    """
+
+    negative: bool | None
+    tau: float
+    lambda_min: float
+    residual: float
+    direction: torch.Tensor | None
+    hvps: int
+    seconds: float
+
+
+def has_negative_curvature(
+    op: Any,
+    tau: float,
+    tol: float = 1e-3,
+    max_hvps: int | None = None,
+    seed: int | None = None,
+    v0: torch.Tensor | None = None,
+) -> NegativeCurvature:
+    """Decide whether ``λ_min(op) < −tau``, stopping as soon as it is decided.
+
+    Runs :func:`~saddlescape.curvature.lanczos` for the smallest eigenvalue and stops at the
+    first step whose smallest Ritz value is below ``−tau`` (a proof, by interlacing);
+    otherwise it runs to ``tol`` (relative to the estimated ``‖H‖``).
+    """
+    t0 = time.perf_counter()
+    tau = check_positive("tau", tau, allow_zero=True)
+    r = lanczos(
+        op,
+        k=1,
+        which="smallest",
+        tol=tol,
+        max_hvps=max_hvps,
+        seed=seed,
+        v0=v0,
+        stop=lambda theta, res, scale: float(theta.min()) < -tau,
+    )
+    lam = float(r.eigenvalues[0])
+    if lam < -tau:
+        negative: bool | None = True
+    elif r.converged:
+        negative = False
+    else:
+        negative = None
+    return NegativeCurvature(
+        negative=negative,
+        tau=tau,
+        lambda_min=lam,
+        residual=float(r.residuals[0]),
+        direction=r.eigenvectors[:, 0].clone() if negative else None,
+        hvps=r.hvps,
+        seconds=time.perf_counter() - t0,
+    )
+
+
+@dataclass(frozen=True)
+class Certificate:
+    """What is known about a point at second order (see the module docstring for ``kind``).
+
+    ``grad_norm = ‖∇f‖``; ``lambda_min``/``lambda_max`` Ritz estimates of the extreme Hessian
+    eigenvalues (with ``residual_min``/``residual_max``); ``negative_curvature_direction`` a unit
+    vector ``d`` with ``dᵀ∇²f d = lambda_min < −τ`` when there is one (float64), else None;
+    ``eps``, ``tau`` (and ``rho`` when given) the thresholds; ``converged`` False when the
+    HVP budget ran out before the curvature question was decided; ``hvps`` and ``seconds`` the
+    cost (the gradient not included).
+    """
+
+    kind: str
+    grad_norm: float
+    lambda_min: float
+    lambda_max: float
+    eps: float
+    tau: float
+    rho: float | None
+    negative_curvature_direction: torch.Tensor | None
+    residual_min: float
+    residual_max: float
+    converged: bool
+    hvps: int
+    seconds: float
+    value: float | None = None
+
+    @property
+    def is_sosp(self) -> bool:
+        """True for an ε-second-order stationary point (Jin et al. 2017)."""
+        return self.grad_norm <= self.eps and self.lambda_min >= -self.tau
+
+    def summary(self) -> str:
+        """One line: kind, gradient norm and curvature."""
+        return (
+            f"{self.kind}: ‖∇f‖ = {self.grad_norm:.3g} (ε = {self.eps:.3g}), "
+            f"λ_min = {self.lambda_min:.6g}, λ_max = {self.lambda_max:.6g} (τ = {self.tau:.3g}); "
+            f"{self.hvps} HVPs, {self.seconds:.3g} s"
+        )
+
+
+def _tau(eps: float, rho: float | None, tau: float | None) -> tuple[float, float | None]:
+    if (rho is None) == (tau is None):
+        raise ConfigError("give exactly one of rho (then τ = √(ρ·ε)) or tau")
+    if rho is not None:
+        rho = check_positive("rho", rho, allow_zero=True)
+        return math.sqrt(rho * eps), rho
+    return check_positive("tau", tau, allow_zero=True), None  # type: ignore[arg-type]
+
+
+def classify(grad_norm: float, lambda_min: float, lambda_max: float, eps: float, tau: float) -> str:
+    """The certificate kind for these numbers (the table in the module docstring)."""
+    if not grad_norm <= eps:
+        return "not stationary"
+    if lambda_min < -tau and lambda_max > tau:
+        return "saddle"
+    if lambda_min > tau:
+        return "minimum"
+    if lambda_max < -tau:
+        return "maximum"
+    return "degenerate"
+
+
+def certify(
+    f: Callable[[torch.Tensor], torch.Tensor] | HessianOperator,
+    x: torch.Tensor | None = None,
+    *,
+    eps: float,
+    rho: float | None = None,
+    tau: float | None = None,
+    tol: float = 1e-3,
+    max_hvps: int | None = None,
+    seed: int | None = 0,
+    method: str = "auto",
+) -> Certificate:
+    """Certify the point ``x`` of the function ``f`` (or the point of a
+    :class:`HessianOperator`, with ``x`` omitted) as one of :data:`KINDS`.
+
+    ``eps``: gradient threshold ε; exactly one of ``rho`` (τ = √(ρε), Jin et al. 2017) or
+    ``tau``. ``tol``: Lanczos tolerance relative to ``‖H‖`` (eigenvalues within about
+    ``tol·‖H‖``); ``max_hvps``: product budget; ``seed``: Lanczos start.
+    """
+    t0 = time.perf_counter()
+    eps = check_positive("eps", eps, allow_zero=True)
+    tau_, rho_ = _tau(eps, rho, tau)
+    if isinstance(f, HessianOperator):
+        if x is not None:
+            raise ConfigError("x must be omitted when certifying a HessianOperator")
+        op = f
+    elif callable(f):
+        if x is None:
+            raise ConfigError("certify(f, x, ...) needs the point x")
+        op = HessianOperator.from_function(f, x, method=method)
+    else:
+        raise CurvatureError(
+            f"certify needs a function or a HessianOperator, got {type(f).__name__}"
+        )
+    grad_norm = float(torch.linalg.vector_norm(op.gradient().double()))
+    hvps0 = op.hvps
+    r = lanczos(
+        op,
+        k=1,
+        which="both",
+        tol=tol,
+        max_hvps=max_hvps,
+        seed=seed,
+        block_size=1,
+        stop=lambda th, res, scale: float(th.min()) < -tau_ and float(th.max()) > tau_,
+    )
+    lmin, lmax = float(r.eigenvalues[0]), float(r.eigenvalues[-1])
+    kind = classify(grad_norm, lmin, lmax, eps, tau_)
+    decided = r.converged or (lmin < -tau_ and lmax > tau_)
+    return Certificate(
+        kind=kind,
+        grad_norm=grad_norm,
+        lambda_min=lmin,
+        lambda_max=lmax,
+        eps=eps,
+        tau=tau_,
+        rho=rho_,
+        negative_curvature_direction=r.eigenvectors[:, 0].clone() if lmin < -tau_ else None,
+        residual_min=float(r.residuals[0]),
+        residual_max=float(r.residuals[-1]),
+        converged=decided,
+        hvps=op.hvps - hvps0,
+        seconds=time.perf_counter() - t0,
+        value=op.loss(),
+    )
+
+
+def certify_model(
+    model: torch.nn.Module,
+    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    data: Any,
+    *,
+    eps: float,
+    rho: float | None = None,
+    tau: float | None = None,
+    params: Sequence[torch.nn.Parameter | str] | None = None,
+    tol: float = 1e-3,
+    max_hvps: int | None = None,
+    seed: int | None = 0,
+    method: str = "auto",
+) -> Certificate:
+    """:func:`certify` for a model's dataset loss at its current parameters
+    (``HessianOperator.from_model(model, loss_fn, data, params, method)``)."""
+    op = HessianOperator.from_model(model, loss_fn, data, params=params, method=method)
+    return certify(op, eps=eps, rho=rho, tau=tau, tol=tol, max_hvps=max_hvps, seed=seed)
