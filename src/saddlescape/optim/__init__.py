@@ -3,14 +3,36 @@
 ``GD`` (baseline), ``PerturbedGD`` (Jin et al. 2017/2021), ``NoisyGD`` (Ge et al. 2015;
 annealed Gaussian noise), ``PerturbedAGD`` (Jin, Netrapalli, Jordan 2018) and
 ``CubicNewton`` (Nesterov & Polyak 2006). ``make(name, params, **hyperparams)`` builds one
-by its short name; ``run(problem, name, steps)`` runs one trajectory on a problem.
+by its short name (``names()``); ``run(problem, name, steps)`` runs one trajectory.
 """
 
 from .base import SaddleOptimizer
 from .gd import GD
+from .noisy_gd import NoisyGD
+from .perturbations import gaussian, uniform_ball, uniform_sphere
+from .perturbed_agd import PerturbedAGD, PerturbedAGDTheory
 from .perturbed_gd import PerturbedGD, PerturbedGDTheory
+from .registry import get_class, make, names
+from .trajectory import Trajectory, nearest_critical_point, run
 
-__all__ = ["GD", "PerturbedGD", "PerturbedGDTheory", "SaddleOptimizer"]
+__all__ = [
+    "GD",
+    "NoisyGD",
+    "PerturbedAGD",
+    "PerturbedAGDTheory",
+    "PerturbedGD",
+    "PerturbedGDTheory",
+    "SaddleOptimizer",
+    "Trajectory",
+    "gaussian",
+    "get_class",
+    "make",
+    "names",
+    "nearest_critical_point",
+    "run",
+    "uniform_ball",
+    "uniform_sphere",
+]
 
 try:  # written separately; optional until it lands
     from .cubic_newton import CubicNewton
