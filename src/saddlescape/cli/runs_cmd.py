@@ -77,8 +77,8 @@ def run_command(
         retry_failed=retry_failed,
     )
     table = Table(title=f"sweep of {summary.experiment}", title_justify="left")
-    for column in ("runs", "ok", "failed", "skipped", "seconds", "executor", "results"):
-        table.add_column(column, justify="right" if column != "results" else "left")
+    for column in ("runs", "ok", "failed", "skipped", "seconds", "executor"):
+        table.add_column(column, justify="right")
     table.add_row(
         str(summary.total),
         f"[green]{summary.ok}[/]",
@@ -86,11 +86,12 @@ def run_command(
         str(summary.skipped),
         f"{summary.seconds:.1f}",
         f"{summary.executor} ×{summary.workers}",
-        str(Path(summary.directory) / "runs.sqlite"),
     )
     console.print(table)
+    console.print(f"results: {Path(summary.directory) / 'runs.sqlite'}", soft_wrap=True)
     for key, error in summary.failures:
-        console.print(f"[red]failed[/] {key}: {error.splitlines()[0] if error else ''}")
+        first_line = error.splitlines()[0] if error else ""
+        console.print(f"[red]failed[/] {key}: {first_line}", soft_wrap=True, highlight=False)
     return 1 if summary.failed else 0
 
 
@@ -137,7 +138,7 @@ def runs_command(
     table.add_column("seed", justify="right")
     table.add_column("status")
     for key in metric_keys:
-        table.add_column(key, justify="right")
+        table.add_column(key, justify="right", overflow="fold")
     table.add_column("seconds", justify="right")
     any_failed = any(r["status"] != "ok" for r in rows)
     if any_failed:

@@ -80,6 +80,10 @@ def _worker_init() -> None:
     torch.set_num_threads(1)
 
 
+def _default_workers(workers: int | None) -> int:
+    return workers if workers is not None else (os.cpu_count() or 1)
+
+
 def _start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
@@ -88,7 +92,7 @@ class ProcessExecutor:
     """A pool of ``workers`` processes (``forkserver`` start method, else ``spawn``)."""
 
     def __init__(self, workers: int | None = None, start_method: str | None = None):
-        self.workers = check_int("workers", workers or os.cpu_count() or 1, minimum=1)
+        self.workers = check_int("workers", _default_workers(workers), minimum=1)
         method = start_method or _start_method()
         if method == "fork":
             raise ConfigError("start_method 'fork' can deadlock torch; use forkserver or spawn")
@@ -120,6 +124,8 @@ class RayExecutor:
     session that is already initialized is used as is and left running."""
 
     def __init__(self, workers: int | None = None, address: str | None = None):
+        if workers is not None:
+            workers = check_int("workers", workers, minimum=1)
         try:
             import ray
         except ImportError:
@@ -133,11 +139,10 @@ class RayExecutor:
             if address:
                 ray.init(address=address, **kwargs)
             else:
-                cpus = check_int("workers", workers or os.cpu_count() or 1, minimum=1)
-                ray.init(num_cpus=cpus, **kwargs)
+                ray.init(num_cpus=_default_workers(workers), **kwargs)
             self._owns_cluster = True
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
-        self.workers = check_int("workers", workers, minimum=1) if workers else cluster_cpus
+        self.workers = workers if workers is not None else max(cluster_cpus, 1)
         self._remote_cache: dict[Callable[..., Any], Any] = {}
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:

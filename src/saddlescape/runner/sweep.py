@@ -114,7 +114,9 @@ def plan_sweep(
     both = set(overrides) & set(axes_given)
     if both:
         raise ConfigError(f"key {sorted(both)[0]!r} is both fixed (set) and swept (grid)")
-    axes = {k: list(v) for k, v in exp.grid(quick).items() if k not in overrides}
+    axes = {
+        k: list(v) for k, v in exp.grid(quick).items() if k not in overrides and k not in axes_given
+    }
     axes.update(axes_given)
     for key, values in axes.items():
         if not values:

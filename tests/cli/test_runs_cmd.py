@@ -1,0 +1,105 @@
+"""``saddlescape run`` and ``saddlescape runs`` through ``saddlescape.cli.main``."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+
+sys.path.insert(0, str(Path(__file__).parents[1] / "runner"))
+import runner_toys  # noqa: F401
+
+from saddlescape.cli import main
+from saddlescape.runner import Store, load_runs
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def test_run_then_list_then_rerun(tmp_path, capsys):
+    out = str(tmp_path / "res")
+    rc, text, _ = _run(
+        capsys, "run", "toy_quadratic", "--set", "dim=4", "--set", "steps=3",
+        "--grid", "lr=0.1,0.2", "--seeds", "2", "--out", out, "--no-progress",
+    )  # fmt: skip
+    assert rc == 0
+    assert "sweep of toy_quadratic" in text and "runs.sqlite" in text
+    df = load_runs(out)
+    assert sorted(zip(df["lr"], df["seed"], strict=True)) == [
+        (0.1, 0), (0.1, 1), (0.2, 0), (0.2, 1)
+    ]  # fmt: skip
+    assert (df["dim"] == 4).all() and (df["status"] == "ok").all()
+
+    rc, text, _ = _run(capsys, "runs", "--out", out, "--metrics", "1")
+    assert rc == 0
+    assert "4 runs in" in text
+    for key in df["key"]:
+        assert key in text
+    assert "lr" in text and "final_loss" in text  # varying config key and metrics
+
+    rc, text, _ = _run(capsys, "runs", "--out", out, "--where", "lr=0.2", "--where", "seed=1")
+    (key,) = df[(df.lr == 0.2) & (df.seed == 1)]["key"]
+    assert rc == 0 and "1 runs in" in text and key in text
+
+    # rerun: everything skipped, nothing duplicated
+    rc, text, _ = _run(
+        capsys, "run", "toy_quadratic", "--set", "dim=4", "--set", "steps=3",
+        "--grid", "lr=0.1,0.2", "--seeds", "2", "--out", out, "--no-progress",
+    )  # fmt: skip
+    assert rc == 0
+    with Store(out) as store:
+        assert store.count() == 4
+
+
+def test_failed_runs_exit_1_and_show_their_error(tmp_path, capsys):
+    out = str(tmp_path)
+    rc, text, _ = _run(
+        capsys, "run", "toy_quadratic", "--set", "fail_seed=1", "--set", "dim=3",
+        "--seeds", "3", "--out", out, "--no-progress",
+    )  # fmt: skip
+    assert rc == 1
+    assert "RuntimeError: boom on seed 1" in text
+    rc, text, _ = _run(capsys, "runs", "--out", out, "--status", "failed")
+    assert rc == 0 and "1 runs in" in text and "boom on seed 1" in text
+
+
+def test_config_file(tmp_path, capsys):
+    sweep = tmp_path / "sweep.toml"
+    sweep.write_text('experiment = "toy_quadratic"\nseeds = 2\n[set]\ndim = 3\nsteps = 2\n')
+    rc, _, _ = _run(capsys, "run", "--config", str(sweep), "--out", str(tmp_path), "--no-progress")
+    assert rc == 0 and len(load_runs(tmp_path)) == 2
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["run", "toy_quadratic", "--set", "dimm=3"], "--set: unknown config key 'dimm'"),
+        (["run", "toy_quadratic", "--set", "dim=three"], "dim must be an integer, got 'three'"),
+        (["run", "toy_quadratic", "--grid", "lr=0.1,x"], "lr must be a number, got 'x'"),
+        (["run", "toy_quadratic", "--set", "dim"], "--set must look like key=value"),
+        (["run", "toy_quadratic", "--executor", "dask"], "--executor must be one of"),
+        (["run", "toy_quadratc"], "unknown experiment 'toy_quadratc'; did you mean"),
+        (["run", "--config", "missing.toml"], "no such file"),
+        (["runs", "--where", "dimm=1"], "no run has config key 'dimm'"),
+        (["runs", "--status", "done"], "status must be 'ok' or 'failed'"),
+    ],
+)
+def test_bad_input_is_one_line_naming_it_and_exit_2(tmp_path, capsys, argv, message):
+    if argv[0] == "runs":  # a store to list
+        setup = ["run", "toy_quadratic", "--set", "dim=2", "--set", "steps=1", "--no-progress"]
+        main([*setup, "--out", str(tmp_path)])
+        capsys.readouterr()
+    rc, _, err = _run(capsys, *argv, "--out", str(tmp_path))
+    assert rc == 2
+    line = " ".join(err.split())  # rich wraps long lines at 80 columns
+    assert line.startswith("error:") and message in line
+    assert "Traceback" not in err
+
+
+def test_runs_without_results(tmp_path, capsys):
+    rc, _, err = _run(capsys, "runs", "--out", str(tmp_path / "none"))
+    assert rc == 2 and "no results in" in err

@@ -1,0 +1,95 @@
+"""Toy experiments for the runner tests. Worker processes import this module by the path
+the run spec carries (module ``runner_toys``, root ``tests/runner``)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import ClassVar
+
+import numpy as np
+import torch
+
+from saddlescape.experiments import Analysis, Experiment, RunOutput, RunRecord, Verdict, register
+
+
+def quadratic_descent(dim: int, steps: int, lr: float, seed: int) -> tuple[torch.Tensor, list]:
+    """Gradient descent on f(x) = ½ xᵀAx − bᵀx with a random SPD A (float32 on purpose:
+    float32 sums are where thread counts change bits)."""
+    gen = torch.Generator().manual_seed(seed)
+    q, _ = torch.linalg.qr(torch.randn(dim, dim, generator=gen))
+    eig = torch.rand(dim, generator=gen) * 2 + 0.1
+    a = (q * eig) @ q.T
+    b = torch.randn(dim, generator=gen)
+    x = torch.zeros(dim, requires_grad=True)
+    losses = []
+    for _ in range(steps):
+        loss = 0.5 * x @ a @ x - b @ x
+        (grad,) = torch.autograd.grad(loss, x)
+        with torch.no_grad():
+            x -= lr * grad
+        losses.append(loss.detach())
+    return x.detach(), losses
+
+
+@register
+class ToyQuadratic(Experiment):
+    name = "toy_quadratic"
+    claim = "gradient descent decreases a convex quadratic"
+    source = "tests"
+
+    @dataclass
+    class Config:
+        dim: int = 64
+        steps: int = 40
+        lr: float = 0.1
+        seed: int = 0
+        fail_seed: int = -1
+        sleep: float = 0.0
+
+        def validate(self) -> None:
+            if self.dim < 1:
+                raise ValueError(f"dim must be >= 1, got {self.dim}")
+
+    quick_overrides: ClassVar[dict] = {"steps": 10}
+    default_grid: ClassVar[dict] = {"seed": [0, 1]}
+    quick_grid: ClassVar[dict] = {"seed": [0]}
+
+    def run(self, config: Config) -> RunOutput:
+        if config.seed == config.fail_seed:
+            raise RuntimeError(f"boom on seed {config.seed}")
+        if config.sleep:
+            time.sleep(config.sleep)
+        x, losses = quadratic_descent(config.dim, config.steps, config.lr, config.seed)
+        return RunOutput(
+            metrics={
+                "final_loss": losses[-1],  # a 0-d tensor: the runner unwraps it
+                "x_norm": np.float32(torch.linalg.vector_norm(x).item()),
+                "global_draw": torch.rand(()).item(),  # the runner seeds the global RNG
+            },
+            arrays={"losses": torch.stack(losses), "x": x},  # tensors: the runner converts
+        )
+
+    def analyze(self, records: Sequence[RunRecord]) -> Analysis:
+        ok = [r for r in records if r.status == "ok"]
+        table = [{"seed": r.config["seed"], "final_loss": r.metrics["final_loss"]} for r in ok]
+        decreased = all(r.arrays["losses"][-1] <= r.arrays["losses"][0] for r in ok)
+        return Analysis(table, Verdict(decreased, "loss decreased"))
+
+
+@register
+class ToyBadMetrics(Experiment):
+    name = "toy_bad_metrics"
+    claim = "returns a vector as a metric"
+    source = "tests"
+
+    @dataclass
+    class Config:
+        seed: int = 0
+
+    def run(self, config: Config) -> RunOutput:
+        return RunOutput(metrics={"vector": torch.ones(3)})
+
+    def analyze(self, records: Sequence[RunRecord]) -> Analysis:
+        return Analysis([], Verdict(False, "nothing"))

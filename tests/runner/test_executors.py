@@ -1,0 +1,115 @@
+"""Same sweep, same bits: sequential, process and Ray executors store identical results.
+The default path never imports Ray."""
+
+from __future__ import annotations
+
+import importlib.util
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+HERE = Path(__file__).parent
+sys.path.insert(0, str(HERE))
+import runner_toys  # noqa: E402, F401
+
+from saddlescape.errors import ConfigError, UnknownNameError  # noqa: E402
+from saddlescape.runner import Store, make_executor, run_sweep  # noqa: E402
+from saddlescape.runner.executors import SequentialExecutor  # noqa: E402
+
+SWEEP = {"overrides": {"dim": 48, "steps": 30}, "grid": {"lr": [0.05, 0.1], "seed": [0, 1, 2]}}
+
+
+def _stored(directory: Path) -> dict[str, tuple]:
+    with Store(directory, create=False) as store:
+        out = {}
+        for r in store.records():
+            arrays = {name: (a.dtype.str, a.shape, a.tobytes()) for name, a in r.arrays.items()}
+            out[r.key] = (r.experiment, r.status, r.config, r.metrics, arrays)
+        return out
+
+
+@pytest.fixture(scope="module")
+def sequential_results(tmp_path_factory) -> dict[str, tuple]:
+    directory = tmp_path_factory.mktemp("sequential")
+    summary = run_sweep("toy_quadratic", store=directory, progress=False, **SWEEP)
+    assert summary.ok == 6
+    return _stored(directory)
+
+
+def _assert_identical(a: dict[str, tuple], b: dict[str, tuple]) -> None:
+    assert sorted(a) == sorted(b)
+    for key in a:
+        assert a[key] == b[key], key  # metrics equal as floats, arrays equal as bytes
+
+
+@pytest.mark.slow
+def test_process_executor_stores_bit_identical_results(sequential_results, tmp_path):
+    summary = run_sweep(
+        "toy_quadratic", store=tmp_path, executor="process", workers=2, progress=False, **SWEEP
+    )
+    assert (summary.ok, summary.workers, summary.executor) == (6, 2, "process")
+    _assert_identical(sequential_results, _stored(tmp_path))
+
+
+@pytest.mark.ray
+@pytest.mark.slow
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="ray is not installed")
+def test_ray_executor_stores_bit_identical_results(sequential_results, tmp_path):
+    import ray
+
+    assert not ray.is_initialized()
+    summary = run_sweep(
+        "toy_quadratic", store=tmp_path, executor="ray", workers=2, progress=False, **SWEEP
+    )
+    assert not ray.is_initialized()  # the local cluster it started is shut down
+    assert (summary.ok, summary.workers, summary.executor) == (6, 2, "ray")
+    _assert_identical(sequential_results, _stored(tmp_path))
+
+
+def test_executor_names_and_options_are_checked():
+    assert isinstance(make_executor("sequential"), SequentialExecutor)
+    with pytest.raises(UnknownNameError, match="'dask'"):
+        make_executor("dask")
+    with pytest.raises(ConfigError, match="workers"):
+        make_executor("process", workers=0)
+    with pytest.raises(ConfigError, match="address"):
+        make_executor("process", address="auto")
+
+
+def test_sequential_future_carries_exceptions():
+    future = SequentialExecutor().submit(lambda: 1 / 0)
+    assert isinstance(future.exception(), ZeroDivisionError)
+    assert SequentialExecutor().submit(np.add, 2, 3).result() == 5
+
+
+def test_ray_missing_gives_a_config_error(monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray -> ImportError
+    with pytest.raises(ConfigError, match=r"pip install 'saddlescape\[ray\]'"):
+        make_executor("ray")
+
+
+def test_default_path_does_not_import_ray(tmp_path):
+    code = textwrap.dedent(
+        f"""
+        import sys
+        sys.path.insert(0, {str(HERE)!r})
+        import runner_toys
+        from saddlescape.cli import main
+        rc = main(["run", "toy_quadratic", "--set", "dim=3", "--set", "steps=2",
+                   "--out", {str(tmp_path)!r}, "--no-progress"])
+        assert rc == 0, rc
+        main(["runs", "--out", {str(tmp_path)!r}])
+        from saddlescape.runner import load_runs
+        assert len(load_runs({str(tmp_path)!r})) == 2
+        print("ray" in sys.modules)
+        """
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip().splitlines()[-1] == "False"
