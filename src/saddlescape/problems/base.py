@@ -50,6 +50,9 @@ class Problem(abc.ABC):
     """
 
     name: ClassVar[str] = "problem"
+    #: The constructor parameter that sets the dimension (``--dim`` on the command line);
+    #: ``None`` means ``"dim"`` if the problem has such a parameter, else a fixed dimension.
+    dim_parameter: ClassVar[str | None] = None
     dim: int = field(init=False)
 
     # ------------------------------------------------------------------ interface
