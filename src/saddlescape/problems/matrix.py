@@ -182,18 +182,19 @@ class PhaseRetrieval(Problem):
     - ``±x``: global minima, ``f = 0``, Hessian ``2I + 4xxᵀ ≻ 0``;
     - ``0``: local maximum, ``f = 3/4``, Hessian ``−I − 2xxᵀ``;
     - the sphere ``{z ⊥ x, ‖z‖ = 1/√3}``: strict saddles, ``f = 2/3``, Hessian eigenvalues
-      ``−2`` (along x), ``2/3`` (along z) and ``0`` along the sphere (dim ≥ 3). Listed:
+      ``−2`` (along x), ``2`` (along z) and ``0`` along the sphere (dim ≥ 3). Listed:
       ``±b_k/√3`` for the first ``min(2, dim − 1)`` vectors ``b_k`` of an orthonormal
       basis of ``x^⊥``.
 
     With an integer ``n_measurements ≥ dim`` (``a_i`` from ``seed``) the sample objective is
     used. ``±x`` (minima, ``f = 0``, Hessian ``(2/n)Σ(a_iᵀx)² a_i a_iᵀ ≻ 0``) and ``0``
     (maximum, Hessian ``−(1/n)Σ(a_iᵀx)² a_i a_iᵀ``) stay exact. The saddles have no closed
-    form: Newton's method started from the population saddles ``±b_k/√3`` (all ``k``)
-    converges to nearby critical points, which are kept only if the gradient falls below
+    form: from each population saddle ``b_k/√3`` (all ``k``), Newton's method restricted
+    to ``x^⊥`` and then step-capped Newton in ``R^dim`` converge to nearby critical points
+    (listed with their negatives: f is even), which are kept only if the gradient falls below
     ``1e-12`` and the dense Hessian has eigenvalues of both signs, all of magnitude above
-    ``1e-8`` (numerically verified, not derived). Few measurements (``n/dim`` below about
-    10) can leave no saddle near the population ones: then none is listed.
+    ``1e-8`` (numerically verified, not derived). The list can be empty or miss saddles:
+    it is a verified sample, not an enumeration.
 
     Smoothness on the ball ``‖z‖ ≤ R`` (``radius``, default 2): population
     ``ℓ = max(9R² − 1, 3)``, ``ρ = 18R`` (derivative of the Hessian along unit ``w`` is
@@ -299,16 +300,22 @@ class PhaseRetrieval(Problem):
         H = (A * (3 * Az.square() - y)[:, None]).T @ A / A.shape[0]
         return g, H
 
-    def _newton(self, z: torch.Tensor, iters: int = 50) -> torch.Tensor | None:
-        for _ in range(iters):
+    def _newton(self, z: torch.Tensor) -> torch.Tensor | None:
+        """Newton within ``x^⊥`` (where the sampled saddles' stable directions lie), then
+        step-capped Newton in ``R^dim``; the limit if it is a nondegenerate saddle."""
+        x = self.signal
+        P = torch.eye(self.dim, dtype=torch.float64) - torch.outer(x, x)
+        for _ in range(30):
             g, H = self._grad_hess(z)
-            if g.norm() < 1e-13:
+            z = z - torch.linalg.solve(P @ H @ P + torch.outer(x, x), P @ g)
+        for _ in range(50):
+            g, H = self._grad_hess(z)
+            if not torch.isfinite(g).all() or g.norm() < 1e-13:
                 break
-            z = z - torch.linalg.solve(H, g)
-            if not torch.isfinite(z).all():
-                return None
+            step = torch.linalg.solve(H, g)
+            z = z - step * min(1.0, 0.1 / float(step.norm()))
         g, H = self._grad_hess(z)
-        if g.norm() >= 1e-12:
+        if not torch.isfinite(g).all() or g.norm() >= 1e-12:
             return None
         ev = torch.linalg.eigvalsh(H)
         if ev.abs().min() <= 1e-8 or ev[0] >= 0 or ev[-1] <= 0:
@@ -330,8 +337,9 @@ class PhaseRetrieval(Problem):
             z = z0 if self.A is None else self._newton(z0)
             if z is None or any((z - w).norm() < 1e-6 for w in found):
                 continue
-            found.append(z)
-            pts.append(CriticalPoint(z, "saddle", float(self._f(z))))
+            pair = [z] if self.A is None else [z, -z]  # f is even
+            found += pair
+            pts += [CriticalPoint(w, "saddle", float(self._f(w))) for w in pair]
         return pts
 
     @property
