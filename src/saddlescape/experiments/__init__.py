@@ -14,3 +14,7 @@ __all__ = [
     "names",
     "register",
 ]
+
+# Each module registers its experiment on import (registration order = report order).
+from . import gd_rate, step_size  # noqa: F401  isort: skip
+from . import edge_of_stability  # noqa: F401  isort: skip

@@ -50,7 +50,7 @@ KIND_COLORS: dict[str, str] = {
 RC: dict[str, Any] = {
     "font.size": 10,
     "axes.titlesize": 11,
-    "axes.titleweight": "semibold",
+    "axes.titleweight": "bold",
     "axes.labelsize": 10,
     "axes.spines.top": False,
     "axes.spines.right": False,
