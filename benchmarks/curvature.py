@@ -168,7 +168,7 @@ def main() -> None:
             check_deterministic=False,
         ).to_scipy()
         peers["curvlinops"] = counting_scipy(lambda x: np.asarray(cl @ x, dtype=np.float64), n)
-    except Exception as exc:  # noqa: BLE001 - report and continue
+    except Exception as exc:
         print(f"curvlinops unavailable: {type(exc).__name__}: {exc}")
     try:
         import hessian_eigenthings as he
@@ -176,7 +176,7 @@ def main() -> None:
         he_op = he.HessianOperator(model, [(X, y)], he.supervised_loss(loss))
         peers["eigenthings"] = he
         peers["eigenthings_op"] = he_op
-    except Exception as exc:  # noqa: BLE001
+    except Exception as exc:
         print(f"hessian-eigenthings unavailable: {type(exc).__name__}: {exc}")
         traceback.print_exc()
 

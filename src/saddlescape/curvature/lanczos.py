@@ -129,7 +129,7 @@ def _orthonormalize(
         w = W[:, j].clone()
         prev = P[:, :j]
         if j:
-            for rep in range(2):
+            for _rep in range(2):
                 c = prev.T @ w
                 w -= prev @ c
                 B[:j, j] += c
