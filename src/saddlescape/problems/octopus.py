@@ -193,7 +193,7 @@ class Octopus(Problem):
 
 
 @functools.lru_cache(maxsize=64)
-def _tube_constants(L: float, gamma: float, tau: float, n: int = 121) -> tuple[float, float]:
+def _tube_constants(L: float, gamma: float, tau: float, n: int = 101) -> tuple[float, float]:
     """``(sup ‖∇²f‖, sup ‖D³f‖)`` over the tube, rounded up by 1%.
 
     Outside the piece ``τ < a_i ≤ 2τ`` the Hessian is constant with eigenvalues in
@@ -201,11 +201,11 @@ def _tube_constants(L: float, gamma: float, tau: float, n: int = 121) -> tuple[f
     ``y = x_{i+1}``, ``|y| ≤ τ``) is not quadratic. Both suprema are taken over an
     ``n × n`` grid of ``[τ, 2τ] × [−τ, τ]`` from the closed-form derivatives of ``h``; for
     the third derivative, a symmetric 3-tensor ``T`` has ``sup_{‖v‖=1} ‖T[v]‖ =
-    sup_{‖v‖=1} |T[v, v, v]|`` (Banach 1938), evaluated over 360 directions.
+    sup_{‖v‖=1} |T[v, v, v]|`` (Banach 1938), evaluated over 180 directions.
     """
     a = torch.linspace(tau, 2 * tau, n, dtype=torch.float64)[:, None, None]
     y = torch.linspace(-tau, tau, n, dtype=torch.float64)[None, :, None]
-    th = torch.linspace(0, math.pi, 361, dtype=torch.float64)[None, None, :]
+    th = torch.linspace(0, math.pi, 181, dtype=torch.float64)[None, None, :]
     c3 = (-14 * L + 10 * gamma) / (3 * tau)
     c4 = (5 * L - 3 * gamma) / (2 * tau * tau)
     t = a - tau

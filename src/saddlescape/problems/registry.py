@@ -42,6 +42,21 @@ def parameters(name: str) -> dict[str, object]:
     }
 
 
+def dimension_parameter(name: str) -> str | None:
+    """The parameter of ``name`` that sets its dimension, or ``None`` if it is fixed.
+
+    A problem class names it in ``dim_parameter``; otherwise a parameter called ``dim``
+    is used. (``quartic-saddle``'s is ``n``: its dimension is ``n + 1``.)
+
+    >>> dimension_parameter("octopus"), dimension_parameter("lee-2d")
+    ('dim', None)
+    """
+    declared = getattr(_lookup(name), "dim_parameter", None)
+    if declared is not None:
+        return declared
+    return "dim" if "dim" in parameters(name) else None
+
+
 def get(name: str, **params: object) -> Problem:
     """Build the problem registered as ``name`` with the given parameters.
 
@@ -60,8 +75,10 @@ def get(name: str, **params: object) -> Problem:
             )
     try:
         return factory(**params)
-    except ConfigError:
-        raise
+    except ConfigError as exc:
+        if repr(name) in str(exc):
+            raise
+        raise ConfigError(f"problem {name!r}: {exc}") from exc
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"problem {name!r}: {exc}") from exc
 
