@@ -92,6 +92,7 @@ def test_ray_missing_gives_a_config_error(monkeypatch):
         make_executor("ray")
 
 
+@pytest.mark.slow
 def test_default_path_does_not_import_ray(tmp_path):
     code = textwrap.dedent(
         f"""

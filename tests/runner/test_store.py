@@ -41,6 +41,21 @@ def test_garbage_file_is_refused_and_left_untouched(tmp_path):
         run_sweep("toy_quadratic", store=tmp_path, progress=False)
 
 
+def test_truncated_store_is_refused(tmp_path):
+    run_sweep("toy_quadratic", overrides={"dim": 50, "steps": 2}, grid={"seed": range(8)},
+              store=tmp_path, progress=False)  # fmt: skip
+    db = tmp_path / "runs.sqlite"
+    with sqlite3.connect(db) as conn:
+        conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+    conn.close()
+    data = db.read_bytes()
+    db.write_bytes(data[: len(data) // 2])
+    with pytest.raises(StoreError, match="malformed"):
+        with Store(tmp_path) as store:
+            store.records()
+    assert db.read_bytes() == data[: len(data) // 2]
+
+
 def test_foreign_sqlite_database_is_refused_and_left_untouched(tmp_path):
     db = tmp_path / "runs.sqlite"
     with sqlite3.connect(db) as conn:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import io
 import json
 import sqlite3
+import zipfile
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -285,7 +286,10 @@ class Store:
     def arrays(self, key: str) -> dict[str, np.ndarray]:
         """The arrays of run ``key`` (empty for failed runs)."""
         rows = self._query("SELECT npz FROM arrays WHERE key = ?", (key,))
-        return _decode_arrays(rows[0][0]) if rows else {}
+        try:
+            return _decode_arrays(rows[0][0]) if rows else {}
+        except (OSError, ValueError, zipfile.BadZipFile) as exc:
+            raise StoreError(f"{self.path}: arrays of run {key} are unreadable: {exc}") from None
 
     def rows(
         self, experiment: str | None = None, status: str | None = None, **config_filters: Any
