@@ -1,0 +1,559 @@
+"""Cubic-regularized Newton method — Nesterov & Polyak, "Cubic regularization of Newton
+method and its global performance", Math. Program. 108 (2006), with Hessian-vector
+products only.
+
+Each step minimizes the cubic model of f around x globally::
+
+    x_{k+1} = x_k + s_k,   s_k = argmin_s  ⟨g, s⟩ + ½⟨H s, s⟩ + (M/6)‖s‖³,
+
+with g = ∇f(x_k), H = ∇²f(x_k) and M ≥ ρ (the Hessian-Lipschitz constant). The global
+minimizer satisfies (H + (M/2)‖s‖ I) s = −g with H + (M/2)‖s‖ I ⪰ 0 (NP06, Prop. 1), so a
+step from a strict saddle moves ‖s‖ ≥ 2|λ_min|/M along negative curvature: the method
+needs no outside noise to leave a saddle — except where g = 0 exactly or g is orthogonal
+to the negative eigenvectors, where the model's solution is found through a tiny random
+perturbation of g (below). Iteration count to an ε-second-order stationary point:
+O(√M·(f(x0) − f*)/ε^{3/2}) (NP06, Thm. 1 and its corollaries). The Hessian is never formed.
+
+Subproblem solvers (``subproblem=``):
+
+- ``"krylov"`` (default): Lanczos with full reorthogonalization builds an orthonormal
+  basis Q of the Krylov space of H started from g̃ = g + σu (u uniform on the unit
+  sphere), and the small problem ``min_y ‖g̃‖⟨e₁, y⟩ + ½ yᵀTy + (M/6)‖y‖³`` (T = QᵀHQ
+  tridiagonal) is solved exactly through the eigenvalues of T and a root of the secular
+  equation ``‖(T + σI)⁻¹‖g̃‖e₁‖ = 2σ/M`` on σ ≥ max(0, −λ_min(T)), including the hard case
+  (Carmon & Duchi, "Analysis of Krylov subspace solutions of regularized nonconvex quadratic
+  problems", NeurIPS 2018; Conn, Gould & Toint, "Trust-Region Methods", 2000, §7.3 for the
+  secular equation). It stops when the full-space model gradient, β_k|e_kᵀy| (no extra
+  product), is below ``subproblem_tol·(‖g̃‖ + (M/2)‖y‖²)`` *and* the bottom Ritz pair is
+  accurate enough (residual ≤ max(θ_min + σ, √tol·‖T‖)) that no eigenvalue near θ_min can
+  violate H + σI ⪰ 0, after at least 5 steps (a Ritz residual alone cannot certify that
+  no lower eigenvalue exists: Lanczos must first have had a chance to find it); or when the
+  Krylov space closes; or after ``subproblem_iters`` products.
+- ``"gd"``: gradient descent on the cubic model (Carmon & Duchi, "Gradient descent
+  efficiently finds the cubic-regularized non-convex Newton step", SIAM J. Optim. 2019;
+  arXiv 1612.00547): perturbed linear term g̃ = g + σu, start at the Cauchy point
+  −R_c g̃/‖g̃‖ with ``R_c = −κ/M + √((κ/M)² + 2‖g̃‖/M)``, κ = g̃ᵀHg̃/‖g̃‖², and step
+  η = 1/(4(β + (M/2)R)) where β ≥ ‖H‖ (a short Lanczos estimate) and R = 2β/M + √(2‖g‖/M)
+  bounds ‖s*‖. It stops when the model gradient is below ``subproblem_tol·(‖g̃‖ + (M/2)‖s‖²)``.
+
+The perturbation σ = ``perturbation``·‖g‖ draws u from the optimizer's own generator
+(``seed``/``generator``; its state is in :meth:`state_dict`). Where g = 0 exactly, the
+Krylov solver starts Lanczos from u and solves the unperturbed model (the pure hard case:
+s is the bottom Ritz vector scaled to ‖s‖ = 2|λ_min|/M); gradient descent uses σ =
+``perturbation`` there.
+
+**Closure.** ``step(closure)`` is required. For exact Hessian-vector products (double
+backward through the closure's graph) the closure should return the loss *without*
+calling ``backward()``. A conventional closure that calls ``backward()`` also works: the
+graph is gone by then, so products fall back to central differences of gradients
+(two closure calls each, relative accuracy about ε_mach^{2/3}).
+
+The optimizer is unbatched (one run; ``batched`` is not supported) and treats all
+parameters as one vector, so every parameter group must share its hyperparameters.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+import numpy as np
+import torch
+from scipy.optimize import brentq
+
+from ..errors import ConfigError, DivergenceError, check_int, check_positive
+from .base import Closure, ParamsT, SaddleOptimizer
+
+__all__ = ["CubicNewton", "CubicStep", "solve_cubic_subproblem"]
+
+Solver = Literal["krylov", "gd"]
+_MIN_KRYLOV = 5  # Lanczos steps before the Krylov solver may stop (small spaces: all of R^n)
+_HYPER = ("M", "subproblem", "subproblem_iters", "subproblem_tol", "perturbation")
+
+
+@dataclass(frozen=True)
+class CubicStep:
+    """Diagnostics of the last step: ``step_norm = ‖s‖``, ``model_decrease`` = −m(s) ≥ 0
+    (the model's predicted decrease), ``lambda_min``/``lambda_max`` the extreme Ritz values
+    of H seen by the solver (they lie inside [λ_min(H), λ_max(H)]), ``grad_norm = ‖g‖``,
+    the subproblem's ``iterations``, ``hvps``, and ``converged`` (its test was met)."""
+
+    step_norm: float
+    model_decrease: float
+    lambda_min: float
+    lambda_max: float
+    grad_norm: float
+    iterations: int
+    hvps: int
+    converged: bool
+
+
+class CubicNewton(SaddleOptimizer):
+    """Cubic-regularized Newton (Nesterov & Polyak 2006) with HVP-only subproblem solvers.
+
+    Args:
+        params: parameters (or groups sharing the same hyperparameters).
+        M: cubic regularization, M ≥ ρ (the Hessian-Lipschitz constant) for the theory's
+            monotone decrease ``f(x_{k+1}) ≤ f(x_k) − (M/12)‖s_k‖³`` (NP06, Lemma 4).
+        subproblem: ``"krylov"`` (default) or ``"gd"``, see the module docstring.
+        subproblem_iters: product budget of the subproblem (default 100 for krylov, capped
+            at the dimension; 2000 for gd).
+        subproblem_tol: relative tolerance on the model's gradient.
+        perturbation: relative size σ/‖g‖ of the random perturbation of g.
+        seed, generator: the perturbation's random stream.
+
+    Counters: :attr:`iterations`, :attr:`grad_evals` (closure calls), :attr:`hvps`;
+    :attr:`last_step` holds :class:`CubicStep` diagnostics.
+
+    >>> x = torch.zeros(2, dtype=torch.float64, requires_grad=True)   # exact saddle of
+    >>> f = lambda: 0.5 * x[0] ** 2 + 0.25 * x[1] ** 4 - 0.5 * x[1] ** 2  # Lee et al.'s f
+    >>> opt = CubicNewton([x], M=12.0, seed=0)
+    >>> for _ in range(30):
+    ...     _ = opt.step(f)
+    >>> [round(abs(v), 6) for v in x.tolist()]    # a minimum (0, ±1)
+    [0.0, 1.0]
+    >>> opt.iterations, opt.grad_evals, opt.hvps > 0
+    (30, 30, True)
+    """
+
+    requires_closure = True
+
+    def __init__(
+        self,
+        params: ParamsT,
+        M: float,
+        *,
+        subproblem: Solver = "krylov",
+        subproblem_iters: int | None = None,
+        subproblem_tol: float = 1e-8,
+        perturbation: float = 1e-6,
+        seed: int | None = None,
+        generator: torch.Generator | None = None,
+    ) -> None:
+        defaults = {
+            "M": M,
+            "subproblem": subproblem,
+            "subproblem_iters": subproblem_iters,
+            "subproblem_tol": subproblem_tol,
+            "perturbation": perturbation,
+        }
+        self._hvps = 0
+        self.last_step: CubicStep | None = None
+        super().__init__(params, defaults, batched=False, seed=seed, generator=generator)
+
+    # ------------------------------------------------------------------ config
+    def _validate_group(self, group: dict[str, Any]) -> None:
+        group["M"] = check_positive("M", group["M"])
+        if group["subproblem"] not in ("krylov", "gd"):
+            raise ConfigError(f"subproblem must be 'krylov' or 'gd', got {group['subproblem']!r}")
+        if group["subproblem_iters"] is not None:
+            group["subproblem_iters"] = check_int(
+                "subproblem_iters", group["subproblem_iters"], minimum=1
+            )
+        group["subproblem_tol"] = check_positive("subproblem_tol", group["subproblem_tol"])
+        group["perturbation"] = check_positive(
+            "perturbation", group["perturbation"], allow_zero=True
+        )
+        first = self.param_groups[0]
+        for key in _HYPER:
+            if group[key] != first[key]:
+                raise ConfigError(
+                    f"{key} must be the same in every parameter group (the cubic step "
+                    f"couples all parameters): got {group[key]!r} and {first[key]!r}"
+                )
+
+    # ------------------------------------------------------------------ counters
+    @property
+    def hvps(self) -> int:
+        """Hessian-vector products made by all steps (each one counts once, also when
+        computed by finite differences)."""
+        return self._hvps
+
+    @property
+    def counters(self) -> dict[str, Any]:
+        return {**super().counters, "hvps": self._hvps}
+
+    def state_dict(self) -> dict[str, Any]:
+        sd = super().state_dict()
+        sd["saddlescape"]["hvps"] = self._hvps
+        return sd
+
+    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        super().load_state_dict(state_dict)
+        self._hvps = int(state_dict.get("saddlescape", {}).get("hvps", 0))
+
+    # ------------------------------------------------------------------ step
+    def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
+        """One cubic-Newton step; returns the loss at the point before the step."""
+        closure = self._need_closure(closure)
+        params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
+        if not params:
+            raise ConfigError("CubicNewton has no parameter that requires grad")
+        hp = self.param_groups[0]
+        step_no = self._iterations
+        with torch.enable_grad():
+            loss = closure()
+        self._grad_evals += 1
+        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
+            raise ConfigError("the closure must return the scalar loss as a tensor")
+        if not bool(torch.isfinite(loss.detach()).all()):
+            raise DivergenceError(f"CubicNewton: non-finite loss {loss.item()} at step {step_no}")
+        grad, hvp = self._derivatives(loss, params, closure)
+        gnorm = float(grad.norm())
+        if not math.isfinite(gnorm):
+            raise DivergenceError(
+                f"CubicNewton: non-finite gradient (norm {gnorm}) at step {step_no}"
+            )
+
+        def counted_hvp(v: torch.Tensor) -> torch.Tensor:
+            self._hvps += 1
+            out = hvp(v)
+            if not bool(torch.isfinite(out).all()):
+                raise DivergenceError(
+                    f"CubicNewton: non-finite Hessian-vector product at step {step_no}"
+                )
+            return out
+
+        n = grad.numel()
+        iters = hp["subproblem_iters"]
+        if iters is None:
+            iters = min(n, 100) if hp["subproblem"] == "krylov" else 2000
+        s, info = solve_cubic_subproblem(
+            grad,
+            counted_hvp,
+            hp["M"],
+            method=hp["subproblem"],
+            max_iters=iters,
+            tol=hp["subproblem_tol"],
+            perturbation=hp["perturbation"],
+            generator=self.generator,
+        )
+        if not bool(torch.isfinite(s).all()):
+            raise DivergenceError(f"CubicNewton: non-finite step at step {step_no}")
+        with torch.no_grad():
+            offset = 0
+            for p in params:
+                k = p.numel()
+                p.add_(s[offset : offset + k].view_as(p).to(p.dtype))
+                offset += k
+        self.last_step = info
+        self._iterations += 1
+        return loss.detach()
+
+    def _derivatives(
+        self, loss: torch.Tensor, params: list[torch.Tensor], closure: Closure
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+        """``(∇f as a flat float64 tensor, v ↦ ∇²f v)``: exact by double backward when the
+        closure left its graph, else central differences of the closure's gradients."""
+        grads = None
+        if loss.requires_grad:
+            try:
+                grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
+            except RuntimeError as exc:  # the closure called backward(): graph freed
+                if "second time" not in str(exc) and "freed" not in str(exc):
+                    raise
+        if grads is not None:
+            grads = [
+                torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)
+            ]
+            flat = torch.cat([g.reshape(-1) for g in grads])
+            for p, g in zip(params, grads, strict=True):
+                p.grad = g.detach().clone()
+            differentiable = flat.requires_grad
+
+            def hvp(v: torch.Tensor) -> torch.Tensor:
+                if not differentiable:
+                    return torch.zeros_like(v)
+                hv = torch.autograd.grad(
+                    flat,
+                    params,
+                    grad_outputs=v.to(flat.dtype),
+                    retain_graph=True,
+                    allow_unused=True,
+                )
+                return torch.cat(
+                    [
+                        (torch.zeros_like(p) if h is None else h).reshape(-1)
+                        for p, h in zip(params, hv, strict=True)
+                    ]
+                ).to(torch.float64)
+
+            return flat.detach().to(torch.float64), hvp
+
+        # finite differences through a closure that calls backward() itself
+        if any(p.grad is None for p in params):
+            raise ConfigError(
+                "CubicNewton: the closure must return the loss with its graph (no backward, "
+                "for exact Hessian-vector products) or call backward() itself"
+            )
+        g0 = [p.grad.detach().clone() for p in params]
+        theta = [p.detach().clone() for p in params]
+        flat_g = torch.cat([g.reshape(-1) for g in g0]).to(torch.float64)
+        eps = torch.finfo(params[0].dtype).eps
+        scale = max(1.0, float(torch.cat([t.reshape(-1) for t in theta]).double().norm()))
+        h = eps ** (1 / 3) * scale
+
+        def grad_at(v: torch.Tensor, sign: float) -> torch.Tensor:
+            with torch.no_grad():
+                off = 0
+                for p, t in zip(params, theta, strict=True):
+                    k = p.numel()
+                    p.copy_(t + sign * h * v[off : off + k].view_as(p).to(p.dtype))
+                    off += k
+            with torch.enable_grad():
+                closure()
+            self._grad_evals += 1
+            return torch.cat([p.grad.reshape(-1) for p in params]).to(torch.float64)
+
+        def hvp_fd(v: torch.Tensor) -> torch.Tensor:
+            nv = float(v.norm())
+            if nv == 0:
+                return torch.zeros_like(v)
+            u = v / nv
+            out = (grad_at(u, 1.0) - grad_at(u, -1.0)) * (nv / (2 * h))
+            with torch.no_grad():
+                for p, t, g in zip(params, theta, g0, strict=True):
+                    p.copy_(t)
+                    p.grad = g.clone()
+            return out
+
+        return flat_g, hvp_fd
+
+
+# ---------------------------------------------------------------------- subproblem
+def solve_cubic_subproblem(
+    g: torch.Tensor,
+    hvp: Callable[[torch.Tensor], torch.Tensor],
+    M: float,
+    *,
+    method: Solver = "krylov",
+    max_iters: int = 100,
+    tol: float = 1e-8,
+    perturbation: float = 1e-6,
+    generator: torch.Generator | None = None,
+) -> tuple[torch.Tensor, CubicStep]:
+    """Approximately minimize ``⟨g, s⟩ + ½⟨Hs, s⟩ + (M/6)‖s‖³`` given ``v ↦ Hv``.
+
+    ``g`` is a flat tensor (computations in float64); returns ``(s, CubicStep)``. See the
+    module docstring for the two methods and the perturbation.
+
+    >>> H = torch.diag(torch.tensor([-1.0, 2.0], dtype=torch.float64))
+    >>> s, info = solve_cubic_subproblem(torch.zeros(2, dtype=torch.float64), H.__matmul__, 1.0,
+    ...                                  generator=torch.Generator().manual_seed(0))
+    >>> round(abs(float(s[0])), 6), round(float(s[1]), 6)   # ‖s‖ = 2|λ_min|/M along e₁
+    (2.0, 0.0)
+    """
+    M = check_positive("M", M)
+    g = g.detach().reshape(-1).to(torch.float64)
+    n = g.numel()
+    gen = generator if generator is not None else torch.Generator().manual_seed(0)
+    u = torch.randn(n, generator=gen, dtype=torch.float64, device=gen.device).to(g.device)
+    u = u / u.norm()
+    gnorm = float(g.norm())
+    if method == "krylov":
+        # at g = 0 the model is solved exactly from a random start (pure hard case)
+        b = g + (perturbation * gnorm) * u
+        return _krylov(b, gnorm, hvp, M, max_iters, tol, u)
+    if method == "gd":
+        b = g + (perturbation * (gnorm if gnorm > 0 else 1.0)) * u
+        return _gradient_descent(b, gnorm, hvp, M, max_iters, tol, gen)
+    raise ConfigError(f"subproblem must be 'krylov' or 'gd', got {method!r}")
+
+
+def _krylov(
+    b: torch.Tensor,
+    gnorm: float,
+    hvp: Callable[[torch.Tensor], torch.Tensor],
+    M: float,
+    max_iters: int,
+    tol: float,
+    fallback: torch.Tensor,
+) -> tuple[torch.Tensor, CubicStep]:
+    n = b.numel()
+    bnorm = float(b.norm())
+    start = b / bnorm if bnorm > 0 else fallback
+    Q = torch.empty(min(max_iters, n), n, dtype=torch.float64, device=b.device)
+    alpha: list[float] = []
+    beta: list[float] = []
+    q, q_prev, b_prev = start, torch.zeros_like(start), 0.0
+    y = np.zeros(1)
+    converged = False
+    k = 0
+    scale = 0.0
+    for k in range(1, Q.shape[0] + 1):
+        Q[k - 1] = q
+        w = hvp(q)
+        a = float(q @ w)
+        w = w - a * q - b_prev * q_prev
+        for _ in range(2):  # full reorthogonalization, twice
+            w = w - Q[:k].T @ (Q[:k] @ w)
+        bk = float(w.norm())
+        alpha.append(a)
+        T = np.diag(alpha) + np.diag(beta, 1) + np.diag(beta, -1)
+        rhs = np.zeros(k)
+        rhs[0] = bnorm
+        lam, W = np.linalg.eigh(T)
+        z, sig = _solve_diagonal(lam, W.T @ rhs, M)
+        y = W @ z
+        scale = max(scale, abs(a) + bk, float(np.abs(lam).max()))
+        if bk <= 1e-14 * max(scale, 1e-300):  # the Krylov space is invariant: exact
+            converged = True
+            break
+        # Stop when y is stationary for the full-space model (its gradient there is
+        # β_k|y_k|) and the bottom Ritz pair (residual β_k|W_k1|) is accurate enough that
+        # no eigenvalue of H near θ_1 lies below −σ, the global-optimality condition.
+        model_grad = bk * abs(y[-1])
+        ritz_res = bk * abs(W[-1, 0])
+        ynorm = float(np.linalg.norm(y))
+        if (
+            k >= min(n, _MIN_KRYLOV)
+            and model_grad <= tol * (bnorm + 0.5 * M * ynorm**2)
+            and ritz_res <= max(lam[0] + sig, math.sqrt(tol) * scale)
+        ):
+            converged = True
+            break
+        if k == Q.shape[0]:
+            break
+        beta.append(bk)
+        q_prev, q, b_prev = q, w / bk, bk
+    s = Q[:k].T @ torch.as_tensor(y, dtype=torch.float64, device=b.device)
+    T = np.diag(alpha) + np.diag(beta[: k - 1], 1) + np.diag(beta[: k - 1], -1)
+    return s, _info(s, y, T, bnorm, M, gnorm, k, converged)
+
+
+def _gradient_descent(
+    b: torch.Tensor,
+    gnorm: float,
+    hvp: Callable[[torch.Tensor], torch.Tensor],
+    M: float,
+    max_iters: int,
+    tol: float,
+    gen: torch.Generator,
+) -> tuple[torch.Tensor, CubicStep]:
+    n = b.numel()
+    bnorm = float(b.norm())
+    count = [0]
+
+    def H(v: torch.Tensor) -> torch.Tensor:
+        count[0] += 1
+        return hvp(v)
+
+    if bnorm == 0.0:  # g = 0 and no perturbation: s = 0 is a stationary point of the model
+        s = torch.zeros_like(b)
+        return s, CubicStep(0.0, 0.0, float("nan"), float("nan"), gnorm, 0, 0, True)
+    rho = M / 2  # Carmon & Duchi write the cubic term as (ρ/3)‖s‖³
+    # β ≥ ‖H‖: max |Ritz value| of a 10-step Lanczos run, with a 10% margin
+    probe = torch.randn(n, generator=gen, dtype=torch.float64, device=gen.device).to(b.device)
+    _, est = _krylov(torch.zeros_like(b), 0.0, H, M, min(n, 10), 0.0, probe / probe.norm())
+    beta_est = 1.1 * max(abs(est.lambda_min), abs(est.lambda_max), 1e-300)
+    R = beta_est / rho + math.sqrt(bnorm / rho)
+    eta = 1.0 / (4.0 * (beta_est + rho * R))
+    Hb = H(b / bnorm)
+    kappa = float((b / bnorm) @ Hb)
+    r_c = -kappa / (2 * rho) + math.sqrt((kappa / (2 * rho)) ** 2 + bnorm / rho)
+    s = -r_c * b / bnorm
+    Hs = -r_c * Hb
+    converged = False
+    it = 0
+    for it in range(1, max_iters + 1):  # noqa: B007
+        sn = float(s.norm())
+        grad = b + Hs + rho * sn * s
+        if float(grad.norm()) <= tol * (bnorm + rho * sn**2):
+            converged = True
+            break
+        s = s - eta * grad
+        Hs = H(s)
+    sn = float(s.norm())
+    value = float(b @ s) + 0.5 * float(s @ Hs) + (M / 6) * sn**3
+    return s, CubicStep(
+        step_norm=sn,
+        model_decrease=-value,
+        lambda_min=est.lambda_min,
+        lambda_max=est.lambda_max,
+        grad_norm=gnorm,
+        iterations=it,
+        hvps=count[0],
+        converged=converged,
+    )
+
+
+def _info(
+    s: torch.Tensor,
+    y: np.ndarray,
+    T: np.ndarray,
+    bnorm: float,
+    M: float,
+    gnorm: float,
+    k: int,
+    converged: bool,
+) -> CubicStep:
+    yn = float(np.linalg.norm(y))
+    value = bnorm * y[0] + 0.5 * float(y @ T @ y) + (M / 6) * yn**3
+    ritz = np.linalg.eigvalsh(T)
+    return CubicStep(
+        step_norm=float(s.norm()),
+        model_decrease=-float(value),
+        lambda_min=float(ritz[0]),
+        lambda_max=float(ritz[-1]),
+        grad_norm=gnorm,
+        iterations=k,
+        hvps=k,
+        converged=converged,
+    )
+
+
+def _solve_small(P: np.ndarray, rhs: np.ndarray, M: float) -> tuple[np.ndarray, float]:
+    """Global minimizer of ``rhsᵀy + ½yᵀPy + (M/6)‖y‖³`` for a small symmetric ``P``.
+
+    Returns ``(y, σ)`` with ``(P + σI) y = −rhs``, ``σ = (M/2)‖y‖`` and ``P + σI ⪰ 0``.
+    """
+    lam, W = np.linalg.eigh(P)
+    c = W.T @ rhs
+    z, sigma = _solve_diagonal(lam, c, M)
+    return W @ z, sigma
+
+
+def _solve_diagonal(lam: np.ndarray, c: np.ndarray, M: float) -> tuple[np.ndarray, float]:
+    """The cubic subproblem in the eigenbasis: minimize ``cᵀz + ½Σλ_i z_i² + (M/6)‖z‖³``
+    (λ ascending) by the secular equation ``‖c/(λ + σ)‖ = 2σ/M``, hard case included."""
+    lam1 = float(lam[0])
+    span = max(float(np.abs(lam).max()), 1e-300)
+    bottom = lam <= lam1 + 1e-12 * span
+    cnorm = float(np.linalg.norm(c))
+    lo = max(0.0, -lam1)
+    if cnorm == 0.0:
+        z = np.zeros_like(c)
+        if lam1 < 0:
+            z[0] = 2 * lo / M
+        return z, lo
+
+    live = c != 0
+    cl, ll = c[live], lam[live]
+
+    def phi(sig: float) -> float:
+        d = ll + sig
+        if d.min() <= 0:
+            return math.inf
+        return math.sqrt(float(np.dot(cl / d, cl / d))) - 2 * sig / M
+
+    hi = lo + math.sqrt(M * cnorm / 2) * (1 + 1e-12) + 1e-300
+    a = lo if lam1 > 0 else lo * (1 + 4e-16) + 1e-300
+    if phi(a) <= 0:
+        sigma = lo  # (near-)hard case: the pole is not reached
+    else:
+        sigma = brentq(phi, a, hi, xtol=1e-300, rtol=4 * np.finfo(float).eps, maxiter=500)
+    rest = ~bottom if lam1 < 0 else np.ones_like(bottom)
+    z = np.zeros_like(c)
+    z[rest] = -c[rest] / (lam[rest] + sigma)
+    if lam1 < 0:
+        r = 2 * sigma / M
+        mag = math.sqrt(max(r * r - float(z[rest] @ z[rest]), 0.0))
+        cb = c[bottom]
+        nb = float(np.linalg.norm(cb))
+        if nb > 0:
+            z[bottom] = -mag * cb / nb
+        else:
+            z[np.flatnonzero(bottom)[0]] = mag
+    return z, sigma
