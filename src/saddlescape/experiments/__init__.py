@@ -16,5 +16,5 @@ __all__ = [
 ]
 
 # Each module registers its experiment on import (registration order = report order).
-from . import gd_rate, step_size  # noqa: F401  isort: skip
+from . import gd_rate, stable_manifold, step_size  # noqa: F401  isort: skip
 from . import edge_of_stability  # noqa: F401  isort: skip
