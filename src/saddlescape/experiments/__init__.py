@@ -16,5 +16,8 @@ __all__ = [
 ]
 
 # Each module registers its experiment on import (registration order = report order).
-from . import gd_rate, stable_manifold, step_size  # noqa: F401  isort: skip
+from . import gd_rate  # noqa: F401  isort: skip
+from . import step_size  # noqa: F401  isort: skip
+from . import stable_manifold  # noqa: F401  isort: skip
+from . import dimension  # noqa: F401  isort: skip
 from . import edge_of_stability  # noqa: F401  isort: skip
