@@ -1,0 +1,250 @@
+"""CubicNewton: escapes exact saddles, reaches ε-SOSPs within the Nesterov–Polyak bound,
+and its subproblem solvers meet the global-optimality conditions."""
+
+import itertools
+import math
+
+import pytest
+import torch
+
+from saddlescape import problems
+from saddlescape.errors import ConfigError, DivergenceError
+from saddlescape.optim.cubic_newton import CubicNewton, solve_cubic_subproblem
+
+
+def minimize(f, x0, M, steps=200, gtol=1e-10, **kw):
+    x = x0.detach().clone().double().requires_grad_(True)
+    opt = CubicNewton([x], M=M, seed=kw.pop("seed", 0), **kw)
+    for _ in range(steps):
+        opt.step(lambda: f(x))
+        if _grad(f, x).norm() < gtol:
+            break
+    return x.detach(), opt
+
+
+def _grad(f, x):
+    z = x.detach().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(z), z)
+    return g
+
+
+def assert_at_minimum(p, x, tol=1e-6):
+    g = p.grad(x)
+    lam = torch.linalg.eigvalsh(p.hessian(x))
+    assert float(g.norm()) < 1e-8
+    assert float(lam[0]) > 0  # a strict local minimum, checked with the dense Hessian
+    d = min(float((c.x - x).norm()) for c in p.critical_points if c.kind == "minimum")
+    assert d < tol
+
+
+def saddles(p):
+    return [c for c in p.critical_points if c.kind == "saddle"]
+
+
+@pytest.mark.parametrize("method", ["krylov", "gd"])
+def test_leaves_exact_saddle_of_lee_2d(method):
+    p = problems.get("lee-2d")
+    (s,) = saddles(p)
+    assert float(p.grad(s.x).norm()) == 0.0  # exactly critical: GD would never move
+    x, opt = minimize(p.f, s.x, M=p.hessian_lipschitz, subproblem=method)
+    assert_at_minimum(p, x)
+    assert opt.hvps > 0 and opt.grad_evals == opt.iterations
+
+
+def test_leaves_each_himmelblau_saddle():
+    p = problems.get("himmelblau")
+    assert len(saddles(p)) == 4
+    for s in saddles(p):
+        x, _ = minimize(p.f, s.x, M=p.hessian_lipschitz)
+        assert_at_minimum(p, x)
+        assert p.f(x) < s.value - 10
+
+
+def test_leaves_six_hump_camel_origin():
+    p = problems.get("six-hump-camel")
+    x, _ = minimize(p.f, torch.zeros(2, dtype=torch.float64), M=p.hessian_lipschitz)
+    assert_at_minimum(p, x)
+    assert float(p.f(x)) == pytest.approx(-1.031628, abs=1e-6)  # a global minimum
+
+
+def test_matrix_factorization_from_zero_reaches_global_minimum():
+    p = problems.get("matrix-factorization")
+    x0 = torch.zeros(p.dim, dtype=torch.float64)
+    assert float(p.grad(x0).norm()) == 0.0
+    x, _ = minimize(p.f, x0, M=p.hessian_lipschitz)
+    assert float(p.grad(x).norm()) < 1e-8
+    assert float(p.f(x)) == pytest.approx(p.f_min, abs=1e-9)  # every local min is global
+
+
+def test_quartic_saddle_dimension_1000():
+    p = problems.get("quartic-saddle", n=1000)
+    x0 = torch.zeros(p.dim, dtype=torch.float64)
+    assert float(p.grad(x0).norm()) == 0.0
+    x, opt = minimize(p.f, x0, M=p.hessian_lipschitz, steps=100, gtol=1e-8)
+    assert float(p.grad(x).norm()) < 1e-8
+    assert float(p.f(x)) == pytest.approx(p.f_min, rel=1e-12)
+    assert torch.allclose(x.abs(), torch.ones_like(x), atol=1e-6)  # ±(1, …, 1; 1)
+    assert opt.iterations < 60 and opt.hvps < 400  # HVPs only, a few per step
+
+
+def test_eps_sosp_within_nesterov_polyak_bound():
+    # cubic-regularized-quadratic: f = ½xᵀAx + ‖x‖³/6, A = diag(−1, a_2..a_d), ρ = 1,
+    # f(0) − f* = 2/3, exact saddle at 0. NP06 Lemmas 3-4 with M = ρ: a step with
+    # ‖s‖ > (2/3)√(ε/ρ) lowers f by ≥ (M/12)‖s‖³; one with ‖s‖ ≤ (2/3)√(ε/ρ) lands on an
+    # ε-SOSP. Hence an ε-SOSP within (81/2)·√ρ·Δ·ε^{-3/2} + 1 iterations.
+    p = problems.get("cubic-regularized-quadratic", dim=20)
+    f = p.f
+    assert p.hessian_lipschitz == 1.0
+    rho, delta = p.hessian_lipschitz, 0.0 - p.f_min
+    for eps in (1e-2, 1e-4, 1e-6):
+        x = torch.zeros(p.dim, dtype=torch.float64, requires_grad=True)
+        opt = CubicNewton([x], M=rho, seed=1)
+        bound = math.ceil(40.5 * math.sqrt(rho) * delta * eps**-1.5) + 1
+        fx = float(f(x.detach()))
+        for k in range(1, bound + 1):  # noqa: B007
+            opt.step(lambda x=x: f(x))
+            step = opt.last_step
+            new = float(f(x.detach()))
+            assert new <= fx - rho / 12 * step.step_norm**3 + 1e-12  # NP06 Lemma 4
+            fx = new
+            xd = x.detach()
+            gn = float(_grad(f, xd).norm())
+            lam = float(torch.linalg.eigvalsh(p.hessian(xd))[0])
+            if gn <= eps and lam >= -math.sqrt(rho * eps):
+                break
+        else:
+            pytest.fail(f"no ε-SOSP within {bound} iterations for ε = {eps}")
+        assert float(xd.norm()) == pytest.approx(2.0, abs=1e-2)  # the minimum, not the saddle
+        assert k <= bound
+
+
+def dense_optimality(H, g, s, M, tol):
+    """NP06 Prop. 1: s is the global minimizer iff (H + σI)s = −g, σ = (M/2)‖s‖, H + σI ⪰ 0."""
+    sigma = M / 2 * float(s.norm())
+    res = float((H @ s + sigma * s + g).norm())
+    lam = float(torch.linalg.eigvalsh(H)[0])
+    return res <= tol * (1 + float(g.norm())) and lam + sigma >= -tol
+
+
+@pytest.mark.parametrize("method", ["krylov", "gd"])
+@pytest.mark.parametrize("case", ["generic", "hard", "zero-gradient", "convex"])
+def test_subproblem_global_optimality(method, case):
+    gen = torch.Generator().manual_seed(3)
+    n = 12
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    lam = torch.linspace(-2, 3, n, dtype=torch.float64)
+    if case == "convex":
+        lam = lam + 2.5
+    H = Q @ torch.diag(lam) @ Q.T
+    g = torch.randn(n, generator=gen, dtype=torch.float64)
+    if case == "hard":
+        g = g - (g @ Q[:, 0]) * Q[:, 0]  # orthogonal to the bottom eigenvector
+        g = g * 1e-3
+    if case == "zero-gradient":
+        g = torch.zeros(n, dtype=torch.float64)
+    M = 2.0
+    s, info = solve_cubic_subproblem(
+        g,
+        H.__matmul__,
+        M,
+        method=method,
+        max_iters=20000 if method == "gd" else 50,
+        tol=1e-10,
+        perturbation=1e-9,
+        generator=torch.Generator().manual_seed(0),
+    )
+    assert info.converged
+    assert dense_optimality(H, g, s, M, tol=1e-5 if method == "gd" else 1e-7)
+    if case in ("hard", "zero-gradient"):
+        assert float(s.norm()) >= 2 * 2.0 / M - 1e-6  # ‖s‖ ≥ 2|λ_min|/M
+    model = float(g @ s + 0.5 * s @ H @ s + M / 6 * s.norm() ** 3)
+    assert info.model_decrease == pytest.approx(-model, rel=1e-6, abs=1e-9)
+
+
+def test_conventional_closure_uses_finite_differences_and_matches():
+    p = problems.get("himmelblau")
+    s = saddles(p)[0]
+    exact, _ = minimize(p.f, s.x, M=p.hessian_lipschitz)
+    x = s.x.clone().requires_grad_(True)
+    opt = CubicNewton([x], M=p.hessian_lipschitz, seed=0)
+
+    def closure():
+        opt.zero_grad()
+        loss = p.f(x)
+        loss.backward()
+        return loss
+
+    for _ in range(30):
+        opt.step(closure)
+    assert torch.allclose(x.detach(), exact, atol=1e-6)
+    assert opt.grad_evals > opt.iterations  # two closure calls per finite-difference HVP
+    assert x.grad is not None
+
+
+def test_runs_through_optim_run_helper():
+    from saddlescape.optim import run
+
+    p = problems.get("lee-2d")
+    tr = run(p, "cubic", 20, x0=saddles(p)[0].x, M=p.hessian_lipschitz)
+    nearest, dist = tr.nearest(p)
+    assert nearest.kind == "minimum" and dist < 1e-6
+
+
+def test_multiple_parameters_float32_network_loss_decreases():
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(3, 5), torch.nn.Tanh(), torch.nn.Linear(5, 1))
+    X, y = torch.randn(40, 3), torch.randn(40, 1)
+    opt = CubicNewton(model.parameters(), M=10.0, seed=0)
+
+    def closure():
+        return torch.nn.functional.mse_loss(model(X), y)
+
+    losses = [float(opt.step(closure)) for _ in range(15)]
+    assert losses[-1] < 0.8 * losses[0]
+    assert all(b <= a + 1e-5 for a, b in itertools.pairwise(losses))
+
+
+def test_seeded_and_state_dict_resumes_bit_identically():
+    p = problems.get("six-hump-camel")
+
+    def trajectory(split):
+        x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+        opt = CubicNewton([x], M=100.0, seed=5)
+        for _ in range(3):
+            opt.step(lambda: p.f(x))
+        if split:
+            sd = opt.state_dict()
+            x2 = x.detach().clone().requires_grad_(True)
+            opt = CubicNewton([x2], M=100.0, seed=99)
+            opt.load_state_dict(sd)
+            x = x2
+        for _ in range(3):
+            opt.step(lambda: p.f(x))
+        return x.detach(), opt
+
+    a, oa = trajectory(False)
+    b, ob = trajectory(True)
+    assert torch.equal(a, b)
+    assert ob.hvps == oa.hvps and ob.iterations == oa.iterations == 6
+    assert ob.counters["hvps"] == oa.hvps
+
+
+def test_errors():
+    x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ConfigError, match="M"):
+        CubicNewton([x], M=0.0)
+    with pytest.raises(ConfigError, match="subproblem"):
+        CubicNewton([x], M=1.0, subproblem="cg")
+    with pytest.raises(ConfigError, match="subproblem_iters"):
+        CubicNewton([x], M=1.0, subproblem_iters=0)
+    y = torch.zeros(1, requires_grad=True)
+    with pytest.raises(ConfigError, match="same in every parameter group"):
+        CubicNewton([{"params": [x]}, {"params": [y], "M": 2.0}], M=1.0)
+    opt = CubicNewton([x], M=1.0, seed=0)
+    with pytest.raises(ConfigError, match="closure"):
+        opt.step()
+    with pytest.raises(DivergenceError, match="step 0"):
+        opt.step(lambda: (x * float("nan")).sum())
+    opt.step(lambda: (x * x).sum())
+    with pytest.raises(DivergenceError, match="step 1"):
+        opt.step(lambda: (x * x).sum() + (x * float("inf")).sum() * 0 + float("inf"))
