@@ -87,35 +87,48 @@ def test_quartic_saddle_dimension_1000():
     assert opt.iterations < 60 and opt.hvps < 400  # HVPs only, a few per step
 
 
-def test_eps_sosp_within_nesterov_polyak_bound():
-    # cubic-regularized-quadratic: f = ½xᵀAx + ‖x‖³/6, A = diag(−1, a_2..a_d), ρ = 1,
-    # f(0) − f* = 2/3, exact saddle at 0. NP06 Lemmas 3-4 with M = ρ: a step with
-    # ‖s‖ > (2/3)√(ε/ρ) lowers f by ≥ (M/12)‖s‖³; one with ‖s‖ ≤ (2/3)√(ε/ρ) lands on an
-    # ε-SOSP. Hence an ε-SOSP within (81/2)·√ρ·Δ·ε^{-3/2} + 1 iterations.
+def np_bound(M, rho, delta, eps):
+    """Iterations within which cubic Newton (M ≥ ρ, exact subproblems) reaches an ε-SOSP.
+
+    NP06 Lemmas 3-4 and Weyl: after a step s, f drops by ≥ (M/12)‖s‖³,
+    ‖∇f(x+)‖ ≤ ((ρ + M)/2)‖s‖² and λ_min(∇²f(x+)) ≥ −(M/2 + ρ)‖s‖. So a step with
+    ‖s‖ ≤ r* = min(√(2ε/(ρ + M)), √(ρε)/(M/2 + ρ)) lands on an ε-SOSP, and there are at
+    most Δ/((M/12)r*³) longer ones: O(√M·Δ·ε^{-3/2}) for M ∝ ρ.
+    """
+    r = min(math.sqrt(2 * eps / (rho + M)), math.sqrt(rho * eps) / (M / 2 + rho))
+    return math.floor(delta / (M / 12 * r**3)) + 1
+
+
+@pytest.mark.parametrize("M_over_rho", [1.0, 3.0])
+def test_eps_sosp_within_nesterov_polyak_bound(M_over_rho):
+    # f = ½xᵀAx + ‖x‖³/6, A = diag(−1, a_2..a_d), ρ = 1 on all of R^d.
     p = problems.get("cubic-regularized-quadratic", dim=20)
-    f = p.f
-    assert p.hessian_lipschitz == 1.0
-    rho, delta = p.hessian_lipschitz, 0.0 - p.f_min
-    for eps in (1e-2, 1e-4, 1e-6):
-        x = torch.zeros(p.dim, dtype=torch.float64, requires_grad=True)
-        opt = CubicNewton([x], M=rho, seed=1)
-        bound = math.ceil(40.5 * math.sqrt(rho) * delta * eps**-1.5) + 1
-        fx = float(f(x.detach()))
-        for k in range(1, bound + 1):  # noqa: B007
-            opt.step(lambda x=x: f(x))
-            step = opt.last_step
-            new = float(f(x.detach()))
-            assert new <= fx - rho / 12 * step.step_norm**3 + 1e-12  # NP06 Lemma 4
-            fx = new
-            xd = x.detach()
-            gn = float(_grad(f, xd).norm())
-            lam = float(torch.linalg.eigvalsh(p.hessian(xd))[0])
-            if gn <= eps and lam >= -math.sqrt(rho * eps):
-                break
-        else:
-            pytest.fail(f"no ε-SOSP within {bound} iterations for ε = {eps}")
-        assert float(xd.norm()) == pytest.approx(2.0, abs=1e-2)  # the minimum, not the saddle
-        assert k <= bound
+    rho = p.hessian_lipschitz
+    assert rho == 1.0
+    M = M_over_rho * rho
+    gen = torch.Generator().manual_seed(0)
+    starts = [torch.zeros(p.dim, dtype=torch.float64)]  # the exact saddle
+    starts += [3 * torch.randn(p.dim, generator=gen, dtype=torch.float64) for _ in range(2)]
+    for x0 in starts:
+        for eps in (1e-2, 1e-4, 1e-6):
+            x = x0.clone().requires_grad_(True)
+            opt = CubicNewton([x], M=M, seed=1)
+            fx = float(p.f(x0))
+            bound = np_bound(M, rho, fx - p.f_min, eps)
+            for k in range(1, bound + 1):  # noqa: B007
+                opt.step(lambda x=x: p.f(x))
+                new = float(p.f(x.detach()))
+                assert new <= fx - M / 12 * opt.last_step.step_norm**3 + 1e-12  # NP06 Lemma 4
+                fx = new
+                xd = x.detach()
+                gn = float(p.grad(xd).norm())
+                lam = float(torch.linalg.eigvalsh(p.hessian(xd))[0])
+                if gn <= eps and lam >= -math.sqrt(rho * eps):
+                    break
+            else:
+                pytest.fail(f"no ε-SOSP within {bound} iterations for ε = {eps}")
+            assert float(xd.norm()) == pytest.approx(2.0, abs=1e-2)  # a minimum ±2e₁
+            assert k <= bound
 
 
 def dense_optimality(H, g, s, M, tol):
