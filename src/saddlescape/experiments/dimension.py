@@ -195,11 +195,13 @@ class Dimension(Experiment):
         if failed:
             bad.append(f"{len(failed)} run(s) did not escape: {', '.join(failed[:3])}")
         supported = not bad and bool(by)
+        few = [o for o in fits if len(by[o]) < 3]
         parts = [
             f"{opt}: {f['growth']:.2f}× more iterations from d = {min(by[opt])} to "
             f"{max(by[opt])}, ≈ {f['a']:.0f} + {f['b']:.1f}·ln d, power-law exponent "
             f"{f['p']:.3f}"
             for opt, f in fits.items()
+            if opt not in few
         ]
         summary = "; ".join(parts) + (
             f" — polylogarithmic (exponent ≤ {MAX_EXPONENT}, growth within log⁴)."

@@ -270,7 +270,7 @@ def _figures(series: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
         ax1.plot([], [], "-", color=plots.THEORY_COLOR, label="max|1 − ηλᵢ| (theory)")
         ax1.axhline(1.0, color=plots.THEORY_COLOR, linewidth=0.8)
         ax1.set_ylim(0, 2.2)
-        ax1.set_ylabel("per-step contraction ‖xₜ₊₁ − x*‖/‖xₜ − x*‖")
+        ax1.set_ylabel("contraction per step")
         ax1.set_title("Contraction near the minimum")
         ax2.plot(grid, 1 - grid / 2, "--", color=plots.THEORY_COLOR, label="1 − ηβ/2 (lemma)")
         ax2.axhline(0.0, color=plots.THEORY_COLOR, linewidth=0.8)

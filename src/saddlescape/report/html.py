@@ -387,6 +387,7 @@ th, td { padding: 4px 10px; text-align: left; border-bottom: 1px solid var(--lin
 thead th { font-weight: 600; border-bottom: 2px solid #cfd4da; white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.summary { width: 100%; }
+table.summary td:first-child, table.data td:first-child { white-space: nowrap; }
 table.data tbody tr:nth-child(even) { background: #fafbfc; }
 table.numbers th { font-weight: 500; color: var(--muted); }
 table.numbers td { font-variant-numeric: tabular-nums; }
