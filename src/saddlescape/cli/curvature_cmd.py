@@ -1,1 +1,191 @@
-"""(being written)"""
+"""``saddlescape certify`` and ``saddlescape spectrum``: curvature at a point of a problem.
+
+- ``certify PROBLEM [--at x1,x2,… | --at-critical N]``: a second-order certificate
+  (:func:`saddlescape.curvature.certify`): ‖∇f‖, λ_min, λ_max, the kind, the cost and a
+  negative-curvature direction.
+- ``spectrum PROBLEM [--at … | --at-critical N] [--out plot.png]``: the Hessian's spectral
+  density by stochastic Lanczos quadrature, drawn with λ_min and λ_max marked.
+
+Without ``--at``/``--at-critical`` both use the problem's first listed critical point.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+from typing import Any
+
+import torch
+import typer
+from rich.markup import escape
+from rich.table import Table
+
+from ..errors import ConfigError
+from ..problems import Problem
+from ._app import app, console, parse_vector
+from .problems_cmd import build_problem
+
+_AT = typer.Option(None, "--at", help="The point, comma-separated: x1,x2,...")
+_AT_CRITICAL = typer.Option(
+    None,
+    "--at-critical",
+    help="Index of one of the problem's listed critical points (see `saddlescape problems "
+    "NAME`). Default: 0 when --at is not given.",
+)
+_DIM = typer.Option(None, "--dim", help="Set the problem's dimension parameter.")
+_SET = typer.Option(None, "--set", help="Set a problem parameter: key=value (repeatable).")
+
+
+def resolve_point(
+    problem: Problem, at: str | None, at_critical: int | None
+) -> tuple[torch.Tensor, str]:
+    """The float64 point chosen by ``--at`` or ``--at-critical`` and a short description."""
+    if at is not None and at_critical is not None:
+        raise ConfigError("give either --at or --at-critical, not both")
+    if at is not None:
+        values = parse_vector(at, "--at")
+        if len(values) != problem.dim:
+            raise ConfigError(
+                f"--at has {len(values)} entries but {problem.name!r} has dimension {problem.dim}"
+            )
+        return torch.tensor(values, dtype=torch.float64), "--at"
+    cps = problem.critical_points
+    index = 0 if at_critical is None else at_critical
+    if not cps:
+        raise ConfigError(f"{problem.name!r} lists no critical points: give the point with --at")
+    if not 0 <= index < len(cps):
+        raise ConfigError(
+            f"--at-critical {index} is out of range: {problem.name!r} lists {len(cps)} "
+            f"critical points (0..{len(cps) - 1})"
+        )
+    cp = cps[index]
+    return cp.x.detach().to(torch.float64), f"critical point {index} (listed as {cp.kind})"
+
+
+def format_vector(x: torch.Tensor, head: int = 4, tail: int = 2) -> str:
+    """``(a, b, c, …, y, z)  [d=n]`` for long vectors."""
+    flat = x.reshape(-1)
+    n = flat.numel()
+    if n <= head + tail + 1:
+        return "(" + ", ".join(f"{float(v):.4g}" for v in flat) + ")"
+    parts = [f"{float(v):.4g}" for v in flat[:head]] + ["…"]
+    parts += [f"{float(v):.4g}" for v in flat[n - tail :]]
+    return escape("(" + ", ".join(parts) + f")  [d={n}]")
+
+
+@app.command("certify")
+def certify_command(
+    problem_name: str = typer.Argument(..., metavar="PROBLEM", help="A problem name."),
+    at: str | None = _AT,
+    at_critical: int | None = _AT_CRITICAL,
+    dim: int | None = _DIM,
+    set_: list[str] | None = _SET,
+    eps: float = typer.Option(1e-6, "--eps", help="Gradient threshold ε."),
+    rho: float | None = typer.Option(
+        None,
+        "--rho",
+        help="Hessian-Lipschitz constant ρ; τ = √(ρε). Default: the problem's known ρ.",
+    ),
+    tau: float | None = typer.Option(
+        None,
+        "--tau",
+        help="Curvature threshold τ directly. Default when ρ is unknown: τ = √ε (as ρ = 1).",
+    ),
+    tol: float = typer.Option(1e-6, "--tol", help="Lanczos tolerance, relative to ‖H‖."),
+    seed: int = typer.Option(0, "--seed", help="Lanczos start vector seed."),
+) -> None:
+    """Certify a point: ε-first/second-order stationarity and the critical-point kind."""
+    from ..curvature import certify
+
+    problem = build_problem(problem_name, dim=dim, sets=set_ or ())
+    x, where = resolve_point(problem, at, at_critical)
+    if rho is not None and tau is not None:
+        raise ConfigError("give either --rho or --tau, not both")
+    note = ""
+    if rho is None and tau is None:
+        if problem.hessian_lipschitz is not None:
+            rho, note = problem.hessian_lipschitz, " (the problem's)"
+        else:
+            tau, note = math.sqrt(eps), " (√ε: ρ unknown, taken as 1)"
+    cert = certify(problem.f, x, eps=eps, rho=rho, tau=tau, tol=tol, seed=seed)
+    console.print(certificate_table(problem, x, where, cert, note))
+
+
+def certificate_table(problem: Problem, x: torch.Tensor, where: str, cert: Any, note: str) -> Table:
+    """The certificate as a two-column rich table."""
+    t = Table(title=f"certificate: {problem.describe()}", show_header=False, title_justify="left")
+    t.add_column("quantity", style="bold")
+    t.add_column("value", overflow="fold")
+    t.add_row("point", f"{format_vector(x)}  — {where}")
+    if cert.value is not None:
+        t.add_row("f", f"{cert.value:.10g}")
+    t.add_row("‖∇f‖", f"{cert.grad_norm:.3e}  (ε = {cert.eps:.3g})")
+    t.add_row("λ_min", f"{cert.lambda_min:.8g}  (residual {cert.residual_min:.1e})")
+    t.add_row("λ_max", f"{cert.lambda_max:.8g}  (residual {cert.residual_max:.1e})")
+    rho = f", ρ = {cert.rho:.4g}" if cert.rho is not None else ""
+    t.add_row("τ", f"{cert.tau:.3e}{rho}{note}")
+    colour = {"minimum": "green", "saddle": "yellow", "maximum": "red"}.get(cert.kind, "magenta")
+    kind = f"[{colour}]{cert.kind}[/]"
+    if not cert.converged:
+        kind += "  (Lanczos budget ran out: undecided)"
+    t.add_row("kind", kind)
+    t.add_row("ε-SOSP", "yes" if cert.is_sosp else "no")
+    d = cert.negative_curvature_direction
+    t.add_row("negative curvature", "none" if d is None else format_vector(d))
+    t.add_row("HVPs", str(cert.hvps))
+    t.add_row("seconds", f"{cert.seconds:.3g}")
+    return t
+
+
+@app.command("spectrum")
+def spectrum_command(
+    problem_name: str = typer.Argument(..., metavar="PROBLEM", help="A problem name."),
+    at: str | None = _AT,
+    at_critical: int | None = _AT_CRITICAL,
+    dim: int | None = _DIM,
+    set_: list[str] | None = _SET,
+    out: Path | None = typer.Option(
+        None,
+        "--out",
+        help="Where to save the plot (.png, .pdf, .svg). Default: spectrum-PROBLEM.png",
+    ),
+    probes: int = typer.Option(8, "--probes", help="SLQ random probes."),
+    steps: int = typer.Option(80, "--steps", help="Lanczos steps per probe (capped at d)."),
+    sigma: float | None = typer.Option(
+        None, "--sigma", help="Gaussian kernel width (default: 1% of the spectrum's range)."
+    ),
+    log: bool = typer.Option(False, "--log", help="Log-scale density axis."),
+    seed: int = typer.Option(0, "--seed", help="Probe seed."),
+) -> None:
+    """Hessian spectral density at a point (stochastic Lanczos quadrature), plotted."""
+    from ..curvature import HessianOperator, lanczos
+    from ..curvature.density import plot_spectral_density, spectral_density
+
+    problem = build_problem(problem_name, dim=dim, sets=set_ or ())
+    x, where = resolve_point(problem, at, at_critical)
+    out = Path(out) if out is not None else Path(f"spectrum-{problem.name}.png")
+    if out.suffix.lower() not in (".png", ".pdf", ".svg"):
+        raise ConfigError(f"--out must end in .png, .pdf or .svg, got {str(out)!r}")
+    if out.parent != Path() and not out.parent.is_dir():
+        raise ConfigError(f"--out: directory {str(out.parent)!r} does not exist")
+    op = HessianOperator.from_function(problem.f, x)
+    density = spectral_density(op, num_probes=probes, lanczos_steps=steps, seed=seed)
+    ext = lanczos(op, k=1, which="both", tol=1e-8, seed=seed)
+    lmin, lmax = float(ext.eigenvalues[0]), float(ext.eigenvalues[-1])
+    fig = plot_spectral_density(density, mark=(lmin, lmax), sigma=sigma, log=log)
+    fig.axes[0].set_title(f"{problem.name} at {where}", fontsize="small")
+    fig.savefig(out, dpi=120)
+    t = Table(
+        title=f"Hessian spectrum: {problem.describe()}", show_header=False, title_justify="left"
+    )
+    t.add_column("quantity", style="bold")
+    t.add_column("value", overflow="fold")
+    t.add_row("point", f"{format_vector(x)}  — {where}")
+    t.add_row("λ_min", f"{lmin:.8g}")
+    t.add_row("λ_max", f"{lmax:.8g}")
+    t.add_row("trace / d (SLQ)", f"{density.moment(1):.6g}")
+    t.add_row("probes × steps", f"{density.num_probes} × {density.nodes.shape[1]}")
+    t.add_row("HVPs", str(density.hvps + ext.hvps))
+    t.add_row("seconds", f"{density.seconds + ext.seconds:.3g}")
+    t.add_row("plot", str(out))
+    console.print(t)

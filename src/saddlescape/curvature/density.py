@@ -216,7 +216,8 @@ def plot_spectral_density(
         ax.fill_between(t, y, color="C0", alpha=0.2)
     if log:
         ax.set_yscale("log")
-        ax.set_ylim(bottom=max(float(y.max()) * 1e-8, 1e-300))
+        top = max(float(y.max()), 1e-300)
+        ax.set_ylim(top * 1e-8, top * 3)
     lo, hi = mark if mark is not None else (density.lambda_min, density.lambda_max)
     ax.axvline(lo, color="C3", ls="--", lw=1, label=f"λ_min = {lo:.4g}")
     ax.axvline(hi, color="C2", ls="--", lw=1, label=f"λ_max = {hi:.4g}")
