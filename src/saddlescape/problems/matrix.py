@@ -232,15 +232,6 @@ class PhaseRetrieval(Problem):
             self.A = torch.randn(self.n_measurements, self.dim, generator=g, dtype=torch.float64)
             self.y = (self.A @ self.signal).square()
 
-    @property
-    def params(self) -> dict[str, object]:
-        return {
-            "dim": self.dim,
-            "n_measurements": self.n_measurements,
-            "seed": self.seed,
-            "radius": self.radius,
-        }
-
     def _f(self, x: torch.Tensor) -> torch.Tensor:
         s = self.signal.to(x.dtype)
         if self.A is None:
