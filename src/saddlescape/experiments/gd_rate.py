@@ -256,6 +256,8 @@ def _beta_slope(rows: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]]) ->
 
 
 def _figures(by_problem: dict[str, list]) -> dict[str, Any]:
+    from matplotlib.ticker import ScalarFormatter
+
     from ..report import plots
 
     names = sorted(by_problem)
@@ -277,6 +279,7 @@ def _figures(by_problem: dict[str, list]) -> dict[str, Any]:
         fig.suptitle("GD with η = 1/β: iterations to ‖∇f‖ ≤ ε (solid) and 2β(f(x0) − f*)/ε²")
 
         fig2, ax = plots.figure(height=3.3, width=5.2)
+        plotted = False
         for i, name in enumerate(names):
             rows = by_problem[name]
             betas = np.array([b for b, *_ in rows])
@@ -285,16 +288,21 @@ def _figures(by_problem: dict[str, list]) -> dict[str, Any]:
             if not cols or len(betas) < 2:
                 continue
             j = cols[-1]
+            plotted = True
             eps_j = rows[0][1][j]
-            ax.plot(betas, med[:, j], "o-", color=plots.color(i), label=f"{name}, ε = {eps_j:.0e}")
+            ax.plot(betas, med[:, j], "o-", color=plots.color(i), label=f"{name}, ε = {eps_j:g}")
             ax.plot(
                 betas, med[0, j] * betas / betas[0], ":", color=plots.THEORY_COLOR, linewidth=1.2
             )
         ax.plot([], [], ":", color=plots.THEORY_COLOR, label="slope 1 (∝ β)")
         ax.set_xscale("log", base=2)
+        ax.xaxis.set_major_formatter(ScalarFormatter())
         ax.set_yscale("log")
         ax.set_xlabel("β / ℓ")
         ax.set_ylabel("iterations (median)")
         ax.set_title("Iterations grow at most linearly in β")
         ax.legend()
-    return {"iterations vs epsilon": fig, "iterations vs beta": fig2}
+    figures = {"iterations vs epsilon": fig}
+    if plotted:  # needs two β values reaching a common ε
+        figures["iterations vs beta"] = fig2
+    return figures

@@ -1,0 +1,83 @@
+"""``saddlescape experiments``, ``reproduce`` and ``report`` through ``saddlescape.cli.main``."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from saddlescape.cli import main
+from saddlescape.experiments import names
+from saddlescape.runner import Store
+
+TINY_GD_RATE = (
+    "--set", "gd-rate.problem=himmelblau", "--set", "beta_factor=1", "--set", "n_init=2",
+    "--set", "n_eps=2", "--set", "eps_min=0.01",
+)  # fmt: skip
+
+
+def _run(capsys, *argv: str) -> tuple[int, str, str]:
+    rc = main(list(argv))
+    captured = capsys.readouterr()
+    return rc, captured.out, captured.err
+
+
+def test_reproduce_only_gd_rate_then_rerun_and_report(tmp_path, capsys):
+    out = tmp_path / "res"
+    args = ("reproduce", "--only", "gd-rate", "--quick", "--out", str(out))
+    rc, text, _ = _run(capsys, *args, *TINY_GD_RATE, "--executor", "sequential", "--no-progress")
+    assert rc == 0, text
+    assert "gd-rate" in text and "✓" in text and "1 new, 0 kept" in text
+    assert "index.html" in text
+    with Store(out, create=False) as store:
+        (record,) = store.records(experiment="gd-rate")
+    assert record.config["problem"] == "himmelblau" and record.config["n_init"] == 2
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "✓ supported" in page and "data:image/png;base64," in page
+    assert page.count("not run") >= len(names()) - 1  # every other experiment is listed
+    assert (out / "gd-rate-iterations-vs-epsilon.png").stat().st_size > 1000
+
+    # rerunning skips the stored run
+    rc, text, _ = _run(capsys, *args, *TINY_GD_RATE, "--executor", "sequential", "--no-progress")
+    assert rc == 0 and "0 new, 1 kept" in text
+
+    (out / "index.html").unlink()
+    rc, text, _ = _run(capsys, "report", "--out", str(out))
+    assert rc == 0 and (out / "index.html").exists()
+    assert re.search(r"✓\s+│\s+gd-rate", text)
+
+
+@pytest.mark.parametrize(
+    ("argv", "match"),
+    [
+        (("--set", "gd-rate.nope=1"), "nope"),
+        (("--set", "nope=1"), "nope"),
+        (("--set", "gd-rate.beta_factor=0.5"), "beta_factor"),
+        (("--set", "gd-rate.n_init=two"), "n_init"),
+        (("--only", "gd-rat"), "did you mean 'gd-rate'"),
+        (("--executor", "threads"), "--executor"),
+    ],
+)
+def test_bad_options_give_one_line_errors(tmp_path, capsys, argv, match):
+    args = ["reproduce", "--out", str(tmp_path), "--executor", "sequential", "--no-progress"]
+    if "--only" not in argv:
+        args += ["--only", "gd-rate"]
+    if "--executor" in argv:
+        args = [a for a in args if a not in ("--executor", "sequential")]
+    rc, _, err = _run(capsys, *args, *argv)
+    assert rc == 2
+    flat = " ".join(err.split())  # rich wraps the one-line message at the terminal width
+    assert match in flat and flat.count("error:") == 1 and "Traceback" not in err, err
+
+
+def test_report_of_missing_folder(tmp_path, capsys):
+    rc, _, err = _run(capsys, "report", "--out", str(tmp_path / "nowhere"))
+    assert rc == 2 and "no results" in err
+
+
+def test_experiments_lists_claims(capsys):
+    rc, text, _ = _run(capsys, "experiments", "--verbose")
+    assert rc == 0
+    for name in ("gd-rate", "step-size", "stable-manifold", "dimension"):
+        assert name in text
+    assert "Lee" in text  # sources shown with --verbose
