@@ -57,7 +57,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import numpy as np
 import torch
@@ -119,6 +119,9 @@ class CubicNewton(SaddleOptimizer):
     """
 
     requires_closure = True
+    #: the closure should return the loss *without* calling backward() (exact HVPs by
+    #: double backward through its graph); drivers such as ``optim.run`` may check this
+    closure_keeps_graph: ClassVar[bool] = True
 
     def __init__(
         self,
