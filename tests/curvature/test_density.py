@@ -109,3 +109,15 @@ def test_bad_arguments():
     d = spectral_density(torch.eye(3), num_probes=1, lanczos_steps=2, seed=0)
     with pytest.raises(ConfigError, match="sigma"):
         d.evaluate([0.0], sigma=-1)
+
+
+def test_probe_blocks_do_not_change_the_result(monkeypatch):
+    import saddlescape.curvature.density as density
+
+    A, _ = spectrum_matrix(40, 5)
+    whole = spectral_density(A, num_probes=5, lanczos_steps=12, seed=3)
+    monkeypatch.setattr(density, "_BASIS_BUDGET", 12 * 40 * 2)  # blocks of 2 probes
+    parts = spectral_density(A, num_probes=5, lanczos_steps=12, seed=3)
+    assert torch.allclose(whole.nodes, parts.nodes, atol=1e-12)
+    assert torch.allclose(whole.weights, parts.weights, atol=1e-12)
+    assert parts.hvps == whole.hvps == 60

@@ -29,6 +29,8 @@ from ._probing import _CountingOperator, make_generator, rademacher
 
 __all__ = ["SpectralDensity", "plot_spectral_density", "spectral_density"]
 
+_BASIS_BUDGET = 2**26  # float64 entries of Lanczos basis held at once
+
 
 @dataclass(frozen=True)
 class SpectralDensity:
@@ -119,8 +121,13 @@ def spectral_density(
     m = min(check_int("lanczos_steps", lanczos_steps, minimum=1), A.n)
     gen = make_generator(seed)
     t0 = time.perf_counter()
-    U = rademacher((A.n, p), gen, A) / math.sqrt(A.n)
-    alpha, beta, steps = _block_lanczos_tridiag(A, U, m)
+    U = rademacher((A.n, p), gen, A).to(torch.float64) / math.sqrt(A.n)
+    # probes run as blocks whose Lanczos bases (steps x n x block float64) fit in ~512 MiB
+    block = max(1, min(p, _BASIS_BUDGET // max(1, m * A.n)))
+    parts = [_block_lanczos_tridiag(A, U[:, i : i + block], m) for i in range(0, p, block)]
+    alpha = torch.cat([a for a, _, _ in parts], dim=1)
+    beta = torch.cat([b for _, b, _ in parts], dim=1)
+    steps = [k for _, _, ks in parts for k in ks]
     nodes = torch.zeros(p, m, dtype=torch.float64)
     weights = torch.zeros(p, m, dtype=torch.float64)
     for j in range(p):
@@ -145,6 +152,7 @@ def _block_lanczos_tridiag(
 ) -> tuple[torch.Tensor, torch.Tensor, list[int]]:
     """Independent Lanczos runs, one per column of ``U`` (unit columns), advanced together.
 
+    The basis is kept in float64 (products are cast to the operator's dtype and back).
     Returns ``alpha`` (m, p), ``beta`` (m, p) in float64 and each run's number of steps
     (fewer than ``m`` when the Krylov space closes: ``β_k`` ≈ 0).
     """
@@ -155,13 +163,14 @@ def _block_lanczos_tridiag(
     steps = [m] * p
     active = torch.ones(p, dtype=torch.bool)
     q = U
-    eps = torch.finfo(U.dtype).eps
+    eps = torch.finfo(A.dtype).eps
     scale = torch.zeros(p, dtype=torch.float64)
     for k in range(m):
         Q[k] = q
         cols = active.nonzero().flatten()
         W = torch.zeros_like(q)
-        W[:, cols.to(q.device)] = A.matmat(q[:, cols.to(q.device)])
+        c = cols.to(q.device)
+        W[:, c] = A.matmat(q[:, c].to(A.dtype)).to(torch.float64)
         a = (q * W).sum(dim=0)
         alpha[k] = a.to(torch.float64).cpu()
         # full reorthogonalization, twice ("twice is enough", Parlett)
