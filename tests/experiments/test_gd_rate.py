@@ -20,7 +20,7 @@ def _record(exp, **overrides):
 @pytest.fixture(scope="module")
 def records():
     exp = get("gd-rate")
-    tiny = {"problem": "himmelblau", "n_init": 4, "eps_min": 1e-3, "n_eps": 4}
+    tiny = {"problem": "himmelblau", "n_init": 4, "eps_min": 1e-2, "n_eps": 3}
     return [_record(exp, beta_factor=b, **tiny) for b in (1.0, 4.0)]
 
 
