@@ -1,0 +1,219 @@
+"""One shared suite over all optimizers (optax style): determinism, resuming, schedulers,
+counters, validation and divergence."""
+
+import copy
+
+import pytest
+import torch
+
+from conftest import make_closure
+from saddlescape import optim, problems
+from saddlescape.errors import ConfigError, DivergenceError, UnknownNameError
+
+HYPER = {
+    "gd": {"lr": 0.1},
+    "pgd": {"lr": 0.1, "radius": 0.05, "grad_threshold": 0.05, "interval": 5, "f_threshold": 1e-6},
+    "noisy": {"lr": 0.1, "radius": 0.05},
+    "noisy-gauss": {"lr": 0.1, "noise": "gaussian", "eta0": 0.01, "gamma": 0.55},
+    "pagd": {"lr": 0.05, "radius": 0.05, "grad_threshold": 0.05, "interval": 5},
+    "pgd-2021": {
+        "lr": 0.1,
+        "radius": 0.5,
+        "grad_threshold": 0.05,
+        "interval": 5,
+        "variant": "jin2021",
+    },
+}
+NAMES = list(HYPER)
+
+
+def build(key, x, **extra):
+    name = key.split("-")[0]
+    return optim.make(name, [x], **HYPER[key], **extra)
+
+
+def trajectory(key, x0, steps, batched=False, seed=0, opt_state=None):
+    p = problems.get("lee-2d")
+    x = x0.clone().requires_grad_(True)
+    opt = build(key, x, batched=batched, seed=seed)
+    if opt_state is not None:
+        opt.load_state_dict(opt_state)
+    closure = make_closure(opt, p, x)
+    xs = []
+    for _ in range(steps):
+        opt.step(closure)
+        xs.append(x.detach().clone())
+    return torch.stack(xs), opt, x
+
+
+@pytest.mark.parametrize("key", NAMES)
+@pytest.mark.parametrize("batched", [False, True])
+def test_same_seed_same_bits_and_resume_from_state_dict(key, batched):
+    x0 = torch.zeros(3, 2, dtype=torch.float64) if batched else torch.zeros(2, dtype=torch.float64)
+    full, _, _ = trajectory(key, x0, 60, batched, seed=7)
+    again, _, _ = trajectory(key, x0, 60, batched, seed=7)
+    assert torch.equal(full, again)
+    other, _, _ = trajectory(key, x0, 60, batched, seed=8)
+    if key != "gd":
+        assert not torch.equal(full, other)
+    # stop at 25 steps, save, restore into a fresh optimizer (different seed), continue
+    head, opt, x = trajectory(key, x0, 25, batched, seed=7)
+    saved = copy.deepcopy(opt.state_dict())
+    x_mid = x.detach().clone()
+    tail, opt2, _ = trajectory(key, x_mid, 35, batched, seed=999, opt_state=saved)
+    assert torch.equal(torch.cat([head, tail]), full)
+    assert opt2.iterations == 60
+
+
+@pytest.mark.parametrize("key", NAMES)
+def test_counters(key):
+    _, opt, _ = trajectory(key, torch.zeros(2, dtype=torch.float64), 40)
+    assert opt.iterations == 40
+    assert opt.grad_evals >= 40
+    if key == "gd":
+        assert opt.perturbations == 0 and opt.grad_evals == 40
+    elif key.startswith("noisy"):
+        assert opt.perturbations == 40
+    else:
+        assert opt.perturbations >= 1  # started at the saddle 0
+    assert set(opt.counters) == {"iterations", "grad_evals", "perturbations"}
+
+
+def test_batched_runs_have_their_own_clocks():
+    """Run 0 starts at the saddle (perturbs at step 0), run 1 far away (never perturbs)."""
+    X0 = torch.tensor([[0.0, 0.0], [3.0, 3.0]], dtype=torch.float64)
+    _, opt, _ = trajectory("pgd", X0, 1, batched=True)
+    assert opt.perturbations.tolist() == [1, 0]
+
+
+def test_batched_gd_equals_separate_runs():
+    X0 = torch.tensor([[0.3, 0.2], [-1.0, 0.5], [2.0, -1.5]], dtype=torch.float64)
+    batch, _, _ = trajectory("gd", X0, 30, batched=True)
+    for i in range(3):
+        single, _, _ = trajectory("gd", X0[i], 30)
+        assert torch.allclose(batch[:, i], single, rtol=0, atol=1e-15)
+
+
+def test_pgd_stop_test_returns_x_tilde():
+    """Jin et al. 2017, step 2: at a minimum the perturbation does not pay off, so after
+    t_thres steps PGD restores x̃ (the point before the perturbation) and stops."""
+    x0 = torch.tensor([0.0, 1.0], dtype=torch.float64)  # a minimum of lee-2d
+    _, opt, x = trajectory("pgd", x0, 30)
+    assert opt.converged is True and opt.perturbations == 1
+    assert torch.equal(x.detach(), x0)  # x̃ exactly, not a gradient
+    state = opt.state_dict()["saddlescape"]["groups"][0]
+    assert bool(state["converged"].all())
+
+
+def test_lr_scheduler_is_followed():
+    x = torch.tensor([1.0], dtype=torch.float64, requires_grad=True)
+    opt = optim.GD([x], lr=0.25)
+    sched = torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5)
+    expected = 1.0
+    for k in range(3):
+        opt.zero_grad()
+        (x**2).sum().backward()  # ∇ = 2x
+        opt.step()
+        expected *= 1 - 2 * 0.25 * 0.5**k
+        sched.step()
+        assert float(x) == pytest.approx(expected, rel=1e-14)
+
+
+def test_noisy_gaussian_schedule_matches_optax_formula():
+    x = torch.zeros(50_000, dtype=torch.float64, requires_grad=True)
+    opt = optim.NoisyGD([x], lr=1.0, noise="gaussian", eta0=0.04, gamma=0.55, seed=0)
+    for t in range(3):
+        before = x.detach().clone()
+        x.grad = torch.zeros_like(x)
+        assert opt.noise_std() == pytest.approx((0.04 / (1 + t) ** 0.55) ** 0.5)
+        opt.step()
+        step = (x.detach() - before).std()
+        assert float(step) == pytest.approx((0.04 / (1 + t) ** 0.55) ** 0.5, rel=0.02)
+
+
+@pytest.mark.parametrize(
+    ("cls", "kwargs", "bad"),
+    [
+        (optim.GD, {"lr": -1.0}, "lr"),
+        (optim.GD, {"lr": float("nan")}, "lr"),
+        (optim.PerturbedGD, {"lr": 0.1, "radius": 0.0}, "radius"),
+        (optim.PerturbedGD, {"lr": 0.1, "grad_threshold": -1}, "grad_threshold"),
+        (optim.PerturbedGD, {"lr": 0.1, "interval": 2.5}, "interval"),
+        (optim.PerturbedGD, {"lr": 0.1, "f_threshold": -1.0}, "f_threshold"),
+        (optim.PerturbedGD, {"lr": 0.1, "variant": "jin2019"}, "variant"),
+        (optim.PerturbedGD, {"lr": 0.1, "variant": "jin2021", "f_threshold": 1.0}, "f_threshold"),
+        (optim.NoisyGD, {"lr": 0.1, "noise": "uniform"}, "noise"),
+        (optim.NoisyGD, {"lr": 0.1, "gamma": -0.5}, "gamma"),
+        (optim.PerturbedAGD, {"lr": 0.1, "theta": 1.5}, "theta"),
+        (optim.PerturbedAGD, {"lr": 0.1, "s": 0}, "s"),
+        (optim.GD, {"lr": 0.1, "seed": "x"}, "seed"),
+    ],
+)
+def test_bad_hyperparameters_raise_config_error_naming_them(cls, kwargs, bad):
+    x = torch.zeros(2, requires_grad=True)
+    with pytest.raises(ConfigError, match=bad):
+        cls([x], **kwargs)
+
+
+def test_registry_errors_and_from_theory_validation():
+    x = torch.zeros(2, requires_grad=True)
+    with pytest.raises(UnknownNameError, match="pgd"):
+        optim.make("pgdd", [x], lr=0.1)
+    with pytest.raises(ConfigError, match="radiuss"):
+        optim.make("pgd", [x], lr=0.1, radiuss=1.0)
+    with pytest.raises(ConfigError, match="eps"):
+        optim.PerturbedGD.from_theory([x], smoothness=1.0, hessian_lipschitz=1.0, eps=0.0)
+    with pytest.raises(ConfigError, match="delta"):
+        optim.PerturbedGD.from_theory([x], 1.0, 1.0, eps=0.1, delta=1.5)
+    with pytest.raises(ConfigError, match="closure"):
+        optim.PerturbedGD([x], lr=0.1).step()
+    with pytest.raises(ConfigError, match="batched"):
+        optim.GD(
+            [torch.zeros(3, 2, requires_grad=True), torch.zeros(4, requires_grad=True)],
+            lr=0.1,
+            batched=True,
+        )
+
+
+@pytest.mark.parametrize("key", NAMES)
+def test_nan_loss_raises_divergence_error_with_step(key):
+    x = torch.tensor([1.0, 1.0], dtype=torch.float64, requires_grad=True)
+    opt = build(key, x, seed=0)
+    calls = {"n": 0}
+
+    def closure():
+        opt.zero_grad()
+        calls["n"] += 1
+        loss = (x**2).sum() * (float("nan") if calls["n"] > 3 else 1.0)
+        loss.backward()
+        return loss
+
+    with pytest.raises(DivergenceError, match=r"non-finite .* at step \d"):
+        for _ in range(10):
+            opt.step(closure)
+
+
+def test_diverging_gd_is_caught_not_continued():
+    """η > 2/ℓ on a quadratic: the iterates blow up to inf and GD stops with the step."""
+    x = torch.tensor([1.0], requires_grad=True)
+    opt = optim.GD([x], lr=3.0)
+    with pytest.raises(DivergenceError, match="step"):
+        for _ in range(1000):
+            opt.zero_grad()
+            (x**2).sum().backward()
+            opt.step()
+    assert opt.iterations < 1000
+
+
+def test_batched_divergence_names_the_run():
+    X = torch.tensor([[1.0], [float("inf")]], requires_grad=True)
+    opt = optim.GD([X], lr=0.1, batched=True)
+
+    def closure():
+        opt.zero_grad()
+        loss = (X**2).sum(1)
+        loss.sum().backward()
+        return loss
+
+    with pytest.raises(DivergenceError, match=r"run\(s\) \[1\]"):
+        opt.step(closure)
