@@ -60,7 +60,8 @@ class Octopus(Problem):
 
     **Critical points.** The strict saddles ``z_i = (4τ, …, 4τ, 0, …, 0)`` with ``i − 1``
     leading entries ``4τ`` (``i = 1 … d``; value ``−(i − 1)ν``, Hessian
-    ``diag(2L, …, 2L, −2γ, 2L, …, 2L)``) and the global minimum ``4τ·𝟙`` (value ``−dν``,
+    ``diag(2L, …, 2L, −2γ, 2L, …, 2L)``; for ``d = 1`` the only one, 0, is a local
+    maximum) and the global minimum ``4τ·𝟙`` (value ``−dν``,
     Hessian ``2L·I``). Only the all-positive representatives are listed: flipping the sign
     of any coordinate gives another critical point of the same kind and value (2^d minima,
     ``2^(i−1)`` copies of ``z_i``).
@@ -178,7 +179,8 @@ class Octopus(Problem):
         for i in range(d):
             z = torch.zeros(d, dtype=torch.float64)
             z[:i] = 4 * t
-            pts.append(CriticalPoint(z, "saddle", -i * self.nu))
+            # in one dimension z_1 = 0 has Hessian (−2γ): a local maximum
+            pts.append(CriticalPoint(z, "saddle" if d > 1 else "maximum", -i * self.nu))
         pts.append(
             CriticalPoint(torch.full((d,), 4 * t, dtype=torch.float64), "minimum", -d * self.nu)
         )
