@@ -89,7 +89,8 @@ class QuarticSaddle(Problem):
         mid = (n + c) / 2
         rad = math.sqrt(((n - c) / 2) ** 2 + n)
         ev = torch.full((self.dim,), c, dtype=torch.float64)
-        ev[0], ev[-1] = mid - rad, mid + rad
+        hi = mid + rad
+        ev[0], ev[-1] = n * (c - 1) / hi, hi  # λ_min = det/λ_max: no cancellation
         return ev.sort().values
 
 
@@ -102,7 +103,8 @@ class CubicRegularizedQuadratic(Problem):
     cubic-regularized model in the sense of Nesterov & Polyak 2006: its ℓ, ρ and
     λ_min(∇²f(0)) = −1 do not grow with d. The ``aᵢ`` are drawn from
     ``torch.Generator().manual_seed(seed)`` (:attr:`diagonal` holds A's diagonal).
-    ``∇f = (A + ‖x‖/2 · I) x`` vanishes only at 0 (strict saddle, Hessian A) and at
+    ``∇f = (A + ‖x‖/2 · I) x`` vanishes only at 0 (strict saddle, Hessian A; a maximum
+    when dim = 1) and at
     ``±2e₁`` (minima, ``f_min = −2/3``, Hessian ``diag(1, a₂ + 1, …, a_d + 1)``).
     The Hessian ``A + ½(‖x‖ I + xxᵀ/‖x‖)`` has eigenvalues in ``[−1, a_max + ‖x‖]``, so on
     the ball ``‖x‖ ≤ 2`` ``ℓ = max(1, a_max + 2) ≤ 4``; the Hessian of ``‖x‖³/6`` is
@@ -158,16 +160,18 @@ class CubicRegularizedQuadratic(Problem):
     def critical_points(self) -> list[CriticalPoint]:
         e1 = torch.zeros(self.dim, dtype=torch.float64)
         e1[0] = 2.0
+        origin = "saddle" if self.dim > 1 else "maximum"
         return [
-            CriticalPoint(torch.zeros(self.dim, dtype=torch.float64), "saddle", 0.0),
+            # for dim = 1, 0 has Hessian (−1): a local maximum
+            CriticalPoint(torch.zeros(self.dim, dtype=torch.float64), origin, 0.0),
             CriticalPoint(e1, "minimum", self.f_min),
             CriticalPoint(-e1, "minimum", self.f_min),
         ]
 
     def hessian_spectrum(self, point: CriticalPoint) -> torch.Tensor:
         """The Hessian's eigenvalues at one of :attr:`critical_points`, ascending (closed form)."""
-        shift = 0.0 if point.kind == "saddle" else 1.0
-        ev = self._a + shift
-        if point.kind != "saddle":
+        at_origin = point.kind != "minimum"
+        ev = self._a + (0.0 if at_origin else 1.0)
+        if not at_origin:
             ev[0] = 1.0  # −1 + ‖x‖/2 + ‖x‖/2 along e₁
         return ev.sort().values
