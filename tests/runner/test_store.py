@@ -117,6 +117,13 @@ def test_records_filters_lazy_arrays_and_pandas(tmp_path):
         assert "not loaded" in repr(record.arrays)
         assert record.arrays["x"].shape == (3,)
         assert "not loaded" not in repr(record.arrays)
+        sweep = run_sweep("toy_quadratic", grid={"seed": [1, 0]}, overrides={"dim": 3, "steps": 5,
+                          "fail_seed": 1}, store=store, progress=False)  # fmt: skip
+        assert (sweep.skipped, sweep.failed) == (1, 1)  # the failed run is retried
+        chosen = store.records(keys=sweep.keys)
+        assert [r.key for r in chosen] == list(sweep.keys)
+        assert [r.config["seed"] for r in chosen] == [1, 0]
+        assert [r.key for r in store.records(keys=sweep.keys, status="ok")] == [sweep.keys[1]]
         with pytest.raises(ConfigError, match="'dimm'"):
             store.records(dimm=3)
         with pytest.raises(ConfigError, match="status"):

@@ -26,7 +26,7 @@ import io
 import json
 import sqlite3
 import zipfile
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -292,10 +292,16 @@ class Store:
             raise StoreError(f"{self.path}: arrays of run {key} are unreadable: {exc}") from None
 
     def rows(
-        self, experiment: str | None = None, status: str | None = None, **config_filters: Any
+        self,
+        experiment: str | None = None,
+        status: str | None = None,
+        *,
+        keys: Iterable[str] | None = None,
+        **config_filters: Any,
     ) -> list[dict[str, Any]]:
         """Stored runs as dicts of all columns (config, metrics and versions decoded),
-        in the order they finished."""
+        in the order they finished, or in the order of ``keys`` when given (only those
+        runs: ``keys=summary.keys`` selects one sweep's runs in grid order)."""
         if status is not None and status not in ("ok", "failed"):
             raise ConfigError(f"status must be 'ok' or 'failed', got {status!r}")
         where, params = _where(experiment, status)
@@ -310,14 +316,23 @@ class Store:
             except json.JSONDecodeError as exc:
                 raise StoreError(f"{self.path}: run {row['key']} has bad JSON: {exc}") from None
             rows.append(row)
+        if keys is not None:
+            order = {k: i for i, k in enumerate(dict.fromkeys(keys))}
+            rows = sorted((r for r in rows if r["key"] in order), key=lambda r: order[r["key"]])
         return _filter(rows, config_filters)
 
     def records(
-        self, experiment: str | None = None, status: str | None = None, **config_filters: Any
+        self,
+        experiment: str | None = None,
+        status: str | None = None,
+        *,
+        keys: Iterable[str] | None = None,
+        **config_filters: Any,
     ) -> list[RunRecord]:
         """Stored runs as :class:`RunRecord` (what :meth:`Experiment.analyze` reads), arrays
-        loaded lazily. ``config_filters`` keep runs whose config has these values
-        (``dim=10``; strings from the command line are compared after conversion)."""
+        loaded lazily. ``keys`` selects runs by key (in that order, e.g. ``summary.keys``
+        of a sweep); ``config_filters`` keep runs whose config has these values (``dim=10``;
+        strings from the command line are compared after conversion)."""
         return [
             RunRecord(
                 config=row["config"],
@@ -329,11 +344,16 @@ class Store:
                 key=row["key"],
                 experiment=row["experiment"],
             )
-            for row in self.rows(experiment, status, **config_filters)
+            for row in self.rows(experiment, status, keys=keys, **config_filters)
         ]
 
     def to_pandas(
-        self, experiment: str | None = None, status: str | None = None, **config_filters: Any
+        self,
+        experiment: str | None = None,
+        status: str | None = None,
+        *,
+        keys: Iterable[str] | None = None,
+        **config_filters: Any,
     ) -> pd.DataFrame:
         """One row per run: ``key, experiment, status, seconds, error, started, finished``,
         then every config field, then every metric (nested dicts flattened as ``a.b``). A
@@ -343,7 +363,7 @@ class Store:
 
         base = ("key", "experiment", "status", "seconds", "error", "started", "finished")
         flat = []
-        for row in self.rows(experiment, status, **config_filters):
+        for row in self.rows(experiment, status, keys=keys, **config_filters):
             entry = {name: row[name] for name in base}
             entry.update(row["config"])
             for name, value in _flatten(row["metrics"]).items():
