@@ -203,10 +203,12 @@ def execute_run(spec: RunSpec) -> RunResult:
     started = _now()
     t0 = time.perf_counter()
     versions: dict[str, str] = {}
+    from ..experiments.base import make_config
+
     try:
         versions = package_versions()
         experiment = _experiment(spec)
-        config = experiment.config(**spec.config)
+        config = make_config(experiment.Config, spec.config, where=f"run {spec.key}")
         seed = spec.config.get("seed")
         with _isolated_torch(seed if isinstance(seed, int) else None):
             output = experiment.run(config)
