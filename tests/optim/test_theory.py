@@ -1,0 +1,137 @@
+"""The papers' claims: PGD's theory constants and ε-SOSP guarantee (Jin et al. 2017),
+GD's exponential slowdown on the octopus and PGD's escape (Du et al. 2017), and an
+ordinary training loop on the digits."""
+
+import math
+
+import pytest
+import torch
+
+from conftest import make_closure
+from saddlescape import optim, problems
+from saddlescape.problems.networks import load_digits_tensors, make_loss, make_mlp
+
+
+def test_from_theory_constants_match_algorithm_2():
+    x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    ell, rho, eps, delta, f_gap, c = 2.0, 3.0, 0.05, 0.1, 4.0, 0.5
+    opt = optim.PerturbedGD.from_theory([x], ell, rho, eps, delta=delta, f_gap=f_gap, c=c)
+    chi = 3 * max(math.log(3 * ell * f_gap / (c * eps**2 * delta)), 4)
+    th = opt.theory
+    assert th.chi == pytest.approx(chi)
+    g = opt.param_groups[0]
+    assert g["lr"] == pytest.approx(c / ell)
+    assert g["radius"] == pytest.approx(math.sqrt(c) / chi**2 * eps / ell)
+    assert g["grad_threshold"] == pytest.approx(math.sqrt(c) / chi**2 * eps)
+    assert g["f_threshold"] == pytest.approx(c / chi**3 * math.sqrt(eps**3 / rho))
+    assert g["interval"] == math.ceil(chi / c**2 * ell / math.sqrt(rho * eps))
+    assert th.iteration_bound >= f_gap * ell / eps**2  # at least GD's first-order bound
+    opt21 = optim.PerturbedGD.from_theory([x], ell, rho, eps, f_gap=f_gap, variant="jin2021")
+    iota = max(0.5 * math.log(3 * ell * f_gap / (rho * eps * 0.1)), 1.0)
+    assert opt21.theory.chi == pytest.approx(iota)
+    assert opt21.param_groups[0]["radius"] == pytest.approx(eps / (400 * iota**3))
+    assert opt21.theory.iteration_bound == math.ceil(400 * iota**4 * ell * f_gap / eps**2)
+
+
+@pytest.mark.parametrize("x0", [[0.0, 0.0], [0.7, -0.05]])
+def test_from_theory_returns_an_eps_sosp_within_its_bound(x0):
+    """Jin et al. 2017, Theorem 3 on lee-2d (ℓ = 11, ρ = 12 on its region): the returned x̃
+    has ‖∇f‖ ≤ ε and λ_min(∇²f) ≥ −√(ρε) (dense Hessian), within the reported bound."""
+    p = problems.get("lee-2d")
+    x = torch.tensor(x0, dtype=torch.float64, requires_grad=True)
+    eps = 0.1
+    f_gap = float(p.f(x.detach())) - p.f_min
+    opt = optim.PerturbedGD.from_theory(
+        [x], p.smoothness, p.hessian_lipschitz, eps, delta=0.1, f_gap=f_gap, seed=0
+    )
+    closure = make_closure(opt, p, x)
+    while not opt.converged and opt.iterations <= opt.theory.iteration_bound:
+        opt.step(closure)
+    assert opt.converged and opt.iterations <= opt.theory.iteration_bound
+    xt = x.detach()
+    assert float(p.grad(xt).norm()) <= eps
+    lam_min = float(torch.linalg.eigvalsh(p.hessian(xt))[0])
+    assert lam_min >= -math.sqrt(p.hessian_lipschitz * eps)
+    assert opt.perturbations >= 1
+    assert float(p.f(xt)) == pytest.approx(p.f_min, abs=1e-6)  # left the saddle (0, 0)
+
+
+def _octopus_arrival(d, method, steps, seeds=3, **hyper):
+    """Iterations until ‖|x| − 4τ𝟙‖ < 1e-2 for ``seeds`` runs (batched); -1: not arrived."""
+    p = problems.get("octopus", dim=d)
+    X = p.sample_init(torch.Generator().manual_seed(d), batch=seeds).requires_grad_(True)
+    opt = optim.make(method, [X], lr=1 / p.smoothness, batched=True, seed=d, **hyper)
+    closure = make_closure(opt, p, X)
+    arrived = torch.full((seeds,), -1)
+    target = 4 * p.tau
+    for k in range(1, steps + 1):
+        opt.step(closure)
+        near = (X.detach().abs() - target).norm(dim=1) < 1e-2
+        arrived = torch.where(near & (arrived < 0), k, arrived)
+        if bool((arrived > 0).all()):
+            break
+    return arrived, X.detach(), p
+
+
+@pytest.mark.slow
+def test_octopus_gd_time_grows_exponentially_with_dimension():
+    """Du et al. 2017: GD needs ≥ 3× more iterations per added dimension (THEORY.md: 229,
+    861, 3451, 14090 for d = 2..5 with one seed). For d = 5 it suffices (and is cheaper) to
+    show that no run arrives within 3× the d = 4 median."""
+    medians = []
+    for d in (2, 3, 4):
+        arrived, _, _ = _octopus_arrival(d, "gd", 20_000, seeds=2)
+        assert bool((arrived > 0).all()), (d, arrived)
+        if medians:
+            assert bool((arrived >= 3 * medians[-1]).all()), (d, arrived, medians)
+        medians.append(float(arrived.double().median()))
+    arrived, _, _ = _octopus_arrival(5, "gd", int(3 * medians[-1]), seeds=2)
+    assert bool((arrived < 0).all()), (arrived, medians)
+
+
+@pytest.mark.slow
+def test_octopus_gd_is_stuck_at_d8_pgd_arrives_at_d10():
+    """At d = 8 the coordinates still to escape underflow to the smallest subnormals, where
+    the in-tube growth x ← x(1 + 2ηγ) and decay x ← x(1 − 2ηL) both round back to x: GD
+    can never leave (THEORY.md: > 60,000 iterations). PGD (r = 0.1, g_thres = 1e-3,
+    t_thres = 50) arrives at d = 10 within 2,000 iterations (THEORY.md: 1281)."""
+    arrived, X, p = _octopus_arrival(8, "gd", 4000, seeds=2)
+    assert bool((arrived < 0).all())
+    eta = 1 / p.smoothness
+    tail = X[:, 5:]
+    assert bool((tail.abs() < 8 * 2.0**-1074).all()), tail  # ≤ 7 units of the least subnormal
+    for factor in (1 + 2 * eta * p.gamma, 1 - 2 * eta * p.L):
+        assert torch.equal(tail * factor, tail)
+    arrived, _, _ = _octopus_arrival(
+        10, "pgd", 2000, seeds=3, radius=0.1, grad_threshold=1e-3, interval=50
+    )
+    assert bool((arrived > 0).all()), arrived
+
+
+@pytest.mark.parametrize(
+    ("name", "hyper"),
+    [
+        ("gd", {}),
+        ("pgd", {"radius": 1e-2, "grad_threshold": 1e-3, "interval": 50}),
+        ("noisy", {"radius": 1e-2}),
+    ],
+)
+def test_digits_mlp_training_loop(name, hyper):
+    """An ordinary full-batch loop (float32) reaches ≥ 95 % training accuracy."""
+    X, y = load_digits_tensors()
+    net = make_mlp((64, 32, 10), seed=0)
+    loss_fn = make_loss("cross-entropy")
+    opt = optim.make(name, net.parameters(), lr=0.5, seed=0, **hyper)
+
+    def closure():
+        opt.zero_grad()
+        loss = loss_fn(net(X), y)
+        loss.backward()
+        return loss
+
+    first = float(closure())
+    for _ in range(200):
+        loss = opt.step(closure)
+    accuracy = float((net(X).argmax(1) == y).double().mean())
+    assert accuracy >= 0.95 and float(loss) < first
+    assert next(net.parameters()).dtype == torch.float32
