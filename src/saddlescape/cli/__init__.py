@@ -12,7 +12,7 @@ from ..errors import SaddlescapeError
 from ._app import app, debug_enabled, err_console
 
 # Command modules register themselves on import.
-from . import (  # noqa: E402,F401  isort: skip
+from . import (  # noqa: F401  isort: skip
     curvature_cmd,
     experiments_cmd,
     optimize_cmd,
@@ -28,7 +28,7 @@ def main(argv: list[str] | None = None) -> int:
     except SaddlescapeError as exc:
         if debug_enabled():
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False)
+        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
         return 2
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-
 from ..errors import UnknownNameError
 from .base import Experiment
 
