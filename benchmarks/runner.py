@@ -10,7 +10,9 @@ executors get ``--workers`` workers (2 by default). The table shows, per executo
   the best of ``--repeat`` sweeps (each into a fresh store, so nothing is skipped);
 - ``total``: both; the speed-ups are the sequential time over each of them.
 
-It also checks that every executor stored bit-identical results.
+It also checks that every executor stored bit-identical results, and times a ``bare pool``:
+the same runs split statically over ``--workers`` plain processes without the runner, the
+speed-up this machine allows at the moment (on a shared machine, other load lowers it).
 
     python benchmarks/runner.py [--runs 16] [--workers 2] [--steps 1500] [--dim 256] [--repeat 3]
 """
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import concurrent.futures as cf
+import multiprocessing
 import os
 import platform
 import tempfile
@@ -74,6 +77,27 @@ def _ready() -> int:
     torch.ones(1)
     time.sleep(0.3)
     return os.getpid()
+
+
+def _chunk(seeds: list[int], overrides: dict) -> None:
+    torch.set_num_threads(1)
+    experiment = BenchQuadratic()
+    for seed in seeds:
+        experiment.run(experiment.config(seed=seed, **overrides))
+
+
+def ceiling(workers: int, seeds: list[int], overrides: dict, repeat: int) -> float:
+    """The machine's ceiling: the same runs split statically over ``workers`` bare
+    processes (no runner, no store), best of ``repeat``."""
+    context = multiprocessing.get_context("spawn")
+    with cf.ProcessPoolExecutor(workers, mp_context=context) as pool:
+        cf.wait([pool.submit(_ready) for _ in range(workers)])
+        best = float("inf")
+        for _ in range(repeat):
+            t0 = time.perf_counter()
+            cf.wait([pool.submit(_chunk, seeds[i::workers], overrides) for i in range(workers)])
+            best = min(best, time.perf_counter() - t0)
+    return best
 
 
 def _stored(directory: Path) -> dict[str, Any]:
@@ -149,6 +173,11 @@ def main(argv: list[str] | None = None) -> None:
             f"{base['sweep'] / row['sweep']:>16.2f}x {base_total / total:>16.2f}x "
             f"{'yes' if same else 'NO':>9}"
         )
+    raw = ceiling(args.workers, grid["seed"], overrides, args.repeat)
+    print(
+        f"{'bare pool':<11} {'':>10} {raw:>8.2f} {'':>8} {base['sweep'] / raw:>16.2f}x"
+        f"   <- ceiling: the runs split over {args.workers} bare processes, no runner"
+    )
 
 
 if __name__ == "__main__":

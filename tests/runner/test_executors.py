@@ -4,6 +4,7 @@ The default path never imports Ray."""
 from __future__ import annotations
 
 import importlib.util
+import os
 import subprocess
 import sys
 import textwrap
@@ -18,7 +19,7 @@ import runner_toys  # noqa: E402, F401
 
 from saddlescape.errors import ConfigError, UnknownNameError  # noqa: E402
 from saddlescape.runner import Store, make_executor, run_sweep  # noqa: E402
-from saddlescape.runner.executors import SequentialExecutor  # noqa: E402
+from saddlescape.runner.executors import SequentialExecutor, as_completed  # noqa: E402
 
 SWEEP = {"overrides": {"dim": 48, "steps": 30}, "grid": {"lr": [0.05, 0.1], "seed": [0, 1, 2]}}
 
@@ -48,10 +49,13 @@ def _assert_identical(a: dict[str, tuple], b: dict[str, tuple]) -> None:
 
 @pytest.mark.slow
 def test_process_executor_stores_bit_identical_results(sequential_results, tmp_path):
-    summary = run_sweep(
-        "toy_quadratic", store=tmp_path, executor="process", workers=2, progress=False, **SWEEP
-    )
-    assert (summary.ok, summary.workers, summary.executor) == (6, 2, "process")
+    with make_executor("process", workers=2) as pool:
+        assert list(pool.map(pow, [2, 3, 4], [2, 2, 2])) == [4, 9, 16]
+        futures = [pool.submit(os.getpid) for _ in range(4)]
+        assert {f.result() for f in as_completed(futures)} != {os.getpid()}
+        summary = run_sweep("toy_quadratic", store=tmp_path, executor=pool, progress=False, **SWEEP)
+        assert pool.submit(abs, -1).result() == 1  # a given executor is left running
+    assert (summary.ok, summary.workers, summary.executor) == (6, 2, "ProcessExecutor")
     _assert_identical(sequential_results, _stored(tmp_path))
 
 
@@ -84,6 +88,8 @@ def test_sequential_future_carries_exceptions():
     future = SequentialExecutor().submit(lambda: 1 / 0)
     assert isinstance(future.exception(), ZeroDivisionError)
     assert SequentialExecutor().submit(np.add, 2, 3).result() == 5
+    with SequentialExecutor() as pool:
+        assert list(pool.map(np.add, [1, 2], [10, 20])) == [11, 22]
 
 
 def test_ray_missing_gives_a_config_error(monkeypatch):

@@ -1,6 +1,8 @@
 """Executors: where runs execute. All three speak one small protocol (:class:`Executor`):
-``submit(fn, *args)`` returns a :class:`concurrent.futures.Future`, ``shutdown()`` releases
-the workers, ``workers`` says how many runs may execute at once. The sweep keeps a window of
+``submit(fn, *args)`` returns a :class:`concurrent.futures.Future` (so
+:func:`concurrent.futures.as_completed` and ``wait`` work on every executor), ``map`` runs a
+function over iterables, ``shutdown()`` releases the workers, ``workers`` says how many runs
+may execute at once. The sweep keeps a window of
 futures in flight and waits with :func:`concurrent.futures.wait`, so any object with a
 ``submit`` that returns futures works (the nevergrad convention).
 
@@ -20,9 +22,9 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Callable
-from concurrent.futures import Future, ProcessPoolExecutor
-from typing import Any, Protocol, runtime_checkable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from typing import Any, Protocol, Self, runtime_checkable
 
 from ..errors import ConfigError, UnknownNameError, check_int
 
@@ -32,6 +34,7 @@ __all__ = [
     "ProcessExecutor",
     "RayExecutor",
     "SequentialExecutor",
+    "as_completed",
     "make_executor",
 ]
 
@@ -49,7 +52,28 @@ class Executor(Protocol):
     def shutdown(self) -> None: ...
 
 
-class SequentialExecutor:
+class _Map:
+    """``map`` and the context manager, over ``submit``/``shutdown``."""
+
+    def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
+        raise NotImplementedError
+
+    def shutdown(self) -> None:
+        raise NotImplementedError
+
+    def map(self, fn: Callable[..., Any], *iterables: Iterable[Any]) -> Iterator[Any]:
+        """Like :func:`map`, executed on this executor; results in input order."""
+        futures = [self.submit(fn, *args) for args in zip(*iterables, strict=True)]
+        return (f.result() for f in futures)
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+
+
+class SequentialExecutor(_Map):
     """Runs each submitted call at once, in this process; returns a finished future."""
 
     workers = 1
@@ -67,12 +91,6 @@ class SequentialExecutor:
     def shutdown(self) -> None:
         pass
 
-    def __enter__(self) -> SequentialExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-
 
 def _worker_init() -> None:
     import torch
@@ -88,7 +106,7 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
-class ProcessExecutor:
+class ProcessExecutor(_Map):
     """A pool of ``workers`` processes (``forkserver`` start method, else ``spawn``)."""
 
     def __init__(self, workers: int | None = None, start_method: str | None = None):
@@ -111,14 +129,8 @@ class ProcessExecutor:
     def shutdown(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
-    def __enter__(self) -> ProcessExecutor:
-        return self
 
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
-
-
-class RayExecutor:
+class RayExecutor(_Map):
     """Ray tasks (one CPU each). Connects to ``address`` (``"auto"``, ``"ray://host:10001"``,
     ``"host:6379"``) when given, else starts a local cluster with ``num_cpus=workers``. A Ray
     session that is already initialized is used as is and left running."""
@@ -155,12 +167,6 @@ class RayExecutor:
         if self._owns_cluster and self._ray.is_initialized():
             self._ray.shutdown()
         self._owns_cluster = False
-
-    def __enter__(self) -> RayExecutor:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.shutdown()
 
 
 def make_executor(
