@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parents[1] / "runner"))
-import runner_toys  # noqa: F401
+from runner_toys import toys_registered  # noqa: F401
 
 from saddlescape.cli import main
 from saddlescape.runner import Store, load_runs

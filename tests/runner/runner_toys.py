@@ -1,5 +1,7 @@
 """Toy experiments for the runner tests. Worker processes import this module by the path
-the run spec carries (module ``runner_toys``, root ``tests/runner``)."""
+the run spec carries (module ``runner_toys``, root ``tests/runner``) and find the classes by
+qualified name. Importing registers nothing (other tests list the registry): test modules
+use the ``toys_registered`` fixture, subprocesses call :func:`register_toys`."""
 
 from __future__ import annotations
 
@@ -9,9 +11,18 @@ from dataclasses import dataclass
 from typing import ClassVar
 
 import numpy as np
+import pytest
 import torch
 
-from saddlescape.experiments import Analysis, Experiment, RunOutput, RunRecord, Verdict, register
+from saddlescape.experiments import (
+    Analysis,
+    Experiment,
+    RunOutput,
+    RunRecord,
+    Verdict,
+    register,
+    registry,
+)
 
 
 def quadratic_descent(dim: int, steps: int, lr: float, seed: int) -> tuple[torch.Tensor, list]:
@@ -33,7 +44,6 @@ def quadratic_descent(dim: int, steps: int, lr: float, seed: int) -> tuple[torch
     return x.detach(), losses
 
 
-@register
 class ToyQuadratic(Experiment):
     name = "toy_quadratic"
     claim = "gradient descent decreases a convex quadratic"
@@ -78,7 +88,6 @@ class ToyQuadratic(Experiment):
         return Analysis(table, Verdict(decreased, "loss decreased"))
 
 
-@register
 class ToyBadMetrics(Experiment):
     name = "toy_bad_metrics"
     claim = "returns a vector as a metric"
@@ -93,3 +102,26 @@ class ToyBadMetrics(Experiment):
 
     def analyze(self, records: Sequence[RunRecord]) -> Analysis:
         return Analysis([], Verdict(False, "nothing"))
+
+
+class ToyUnregistered(ToyQuadratic):
+    """Never registered: workers import it by qualified name."""
+
+    name = "toy_unregistered"
+
+
+TOYS = (ToyQuadratic, ToyBadMetrics)
+
+
+def register_toys() -> None:
+    for cls in TOYS:
+        register(cls)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def toys_registered():
+    """The toys registered for one test module, unregistered after it."""
+    register_toys()
+    yield
+    for cls in TOYS:
+        registry._REGISTRY.pop(cls.name, None)

@@ -15,7 +15,8 @@ import pytest
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-import runner_toys  # noqa: E402, F401
+import runner_toys  # noqa: E402
+from runner_toys import toys_registered  # noqa: E402, F401
 
 from saddlescape.errors import ConfigError, UnknownNameError  # noqa: E402
 from saddlescape.runner import Store, make_executor, run_sweep  # noqa: E402
@@ -55,6 +56,10 @@ def test_process_executor_stores_bit_identical_results(sequential_results, tmp_p
         assert {f.result() for f in as_completed(futures)} != {os.getpid()}
         summary = run_sweep("toy_quadratic", store=tmp_path, executor=pool, progress=False, **SWEEP)
         assert pool.submit(abs, -1).result() == 1  # a given executor is left running
+        # workers import an unregistered experiment class by module and qualified name
+        unregistered = run_sweep(runner_toys.ToyUnregistered, grid={"seed": [0, 1]},
+                                 store=tmp_path / "u", executor=pool, progress=False)  # fmt: skip
+        assert unregistered.ok == 2
     assert (summary.ok, summary.workers, summary.executor) == (6, 2, "ProcessExecutor")
     _assert_identical(sequential_results, _stored(tmp_path))
 
@@ -105,6 +110,7 @@ def test_default_path_does_not_import_ray(tmp_path):
         import sys
         sys.path.insert(0, {str(HERE)!r})
         import runner_toys
+        runner_toys.register_toys()
         from saddlescape.cli import main
         rc = main(["run", "toy_quadratic", "--set", "dim=3", "--set", "steps=2",
                    "--out", {str(tmp_path)!r}, "--no-progress"])

@@ -17,7 +17,7 @@ import pytest
 
 HERE = Path(__file__).parent
 sys.path.insert(0, str(HERE))
-import runner_toys  # noqa: E402, F401
+from runner_toys import toys_registered  # noqa: E402, F401
 
 from saddlescape.runner import Store, plan_sweep, run_sweep  # noqa: E402
 
@@ -58,6 +58,7 @@ def test_sigkill_mid_sweep_then_resume(tmp_path):
         import sys
         sys.path.insert(0, {str(HERE)!r})
         import runner_toys
+        runner_toys.register_toys()
         from saddlescape.runner import run_sweep
         run_sweep("toy_quadratic", store={str(tmp_path)!r}, progress=False, **{SWEEP!r})
         """

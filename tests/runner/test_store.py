@@ -12,7 +12,7 @@ import pandas as pd
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import runner_toys  # noqa: F401
+from runner_toys import toys_registered  # noqa: F401
 
 from saddlescape.errors import ConfigError, StoreError
 from saddlescape.runner import RunResult, Store, load_runs, run_sweep

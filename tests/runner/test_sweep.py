@@ -12,6 +12,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
 import runner_toys
+from runner_toys import toys_registered  # noqa: F401
 
 from saddlescape.errors import ConfigError, UnknownNameError
 from saddlescape.experiments import get
@@ -183,20 +184,27 @@ def test_metrics_must_be_json_able(tmp_path):
 
 def test_execute_run_never_raises_and_imports_the_defining_module():
     spec = RunSpec(
-        "no_such_experiment", {"seed": 0}, "k", "no_such_module_xyz", "/nonexistent", None
+        "no_such_experiment", {"seed": 0}, "k", "no_such_module_xyz", "/nonexistent", None, "X"
     )
     result = execute_run(spec)
     assert result.status == "failed" and "no_such_module_xyz" in result.error
     good = plan_sweep("toy_quadratic", overrides={"seed": 0, "dim": 3})[0]
-    assert good.module == "runner_toys" and Path(good.module_root) == Path(__file__).parent
+    assert (good.module, good.qualname) == ("runner_toys", "ToyQuadratic")
+    assert Path(good.module_root) == Path(__file__).parent
     assert execute_run(good).status == "ok"
 
 
-def test_experiment_instance_must_be_registered(tmp_path):
-    class Unregistered(runner_toys.ToyQuadratic):
-        name = "unregistered_toy"
+def test_unregistered_experiments_run_when_importable(tmp_path):
+    summary = run_sweep(runner_toys.ToyUnregistered, grid={"seed": [0, 1]}, store=tmp_path,
+                        progress=False)  # fmt: skip
+    assert summary.ok == 2
+    with Store(tmp_path) as store:
+        assert {r.experiment for r in store.records()} == {"toy_unregistered"}
 
-    with pytest.raises(ConfigError, match="not registered"):
-        run_sweep(Unregistered(), store=tmp_path, progress=False)
+    class Local(runner_toys.ToyQuadratic):
+        name = "local_toy"
+
+    with pytest.raises(ConfigError, match="defined inside a function"):
+        run_sweep(Local(), store=tmp_path, progress=False)
     summary = run_sweep(get("toy_quadratic"), grid={"seed": [0]}, store=tmp_path, progress=False)
     assert summary.ok == 1

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 sys.path.insert(0, str(Path(__file__).parent))
-import runner_toys  # noqa: F401
+from runner_toys import toys_registered  # noqa: F401
 
 from saddlescape.errors import ConfigError
 from saddlescape.runner import load_sweep_file, plan_sweep, sweep_args

@@ -66,22 +66,23 @@ def run_key(experiment: str, config: Mapping[str, Any]) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-def _resolve(experiment: str | Experiment) -> Experiment:
+def _resolve(experiment: str | Experiment | type[Experiment]) -> Experiment:
     if isinstance(experiment, str):
         return get(experiment)
     if isinstance(experiment, type) and issubclass(experiment, Experiment):
         experiment = experiment()
     if not isinstance(experiment, Experiment):
         raise ConfigError(f"experiment must be a name or an Experiment, got {experiment!r}")
-    try:
-        registered = type(get(experiment.name))
-    except KeyError:
-        registered = None
-    if registered is not type(experiment):
-        raise ConfigError(
-            f"experiment {experiment.name!r} is not registered: decorate its class with "
-            "saddlescape.experiments.register so worker processes can find it"
-        )
+    if "<locals>" in type(experiment).__qualname__:
+        try:
+            registered = type(get(experiment.name))
+        except KeyError:
+            registered = None
+        if registered is not type(experiment):
+            raise ConfigError(
+                f"experiment {experiment.name!r}: its class is defined inside a function, so "
+                "worker processes cannot import it; define it at module level or register it"
+            )
     return experiment
 
 
@@ -99,7 +100,7 @@ def _module_location(cls: type) -> tuple[str | None, str | None, str | None]:
 
 
 def plan_sweep(
-    experiment: str | Experiment,
+    experiment: str | Experiment | type[Experiment],
     *,
     overrides: Mapping[str, Any] | None = None,
     grid: Mapping[str, Iterable[Any]] | None = None,
@@ -129,7 +130,7 @@ def plan_sweep(
         config = dataclasses.asdict(exp.config(quick, **values))
         key = run_key(exp.name, config)
         if key not in specs:
-            specs[key] = RunSpec(exp.name, config, key, module, root, file)
+            specs[key] = RunSpec(exp.name, config, key, module, root, file, type(exp).__qualname__)
     return list(specs.values())
 
 
@@ -211,7 +212,7 @@ def _crashed(spec: RunSpec, exc: BaseException) -> RunResult:
 
 
 def run_sweep(
-    experiment: str | Experiment,
+    experiment: str | Experiment | type[Experiment],
     *,
     overrides: Mapping[str, Any] | None = None,
     grid: Mapping[str, Iterable[Any]] | None = None,
@@ -225,6 +226,9 @@ def run_sweep(
 ) -> SweepSummary:
     """Run a sweep of ``experiment`` and store every run in ``store`` (a folder or a
     :class:`Store`); returns a :class:`SweepSummary`.
+
+    ``experiment`` is a registered name, or an :class:`Experiment` instance or class
+    defined at module level (workers import it by module and qualified name).
 
     ``executor`` is ``"sequential"`` (default), ``"process"`` (``workers`` processes) or
     ``"ray"`` (a local Ray cluster of ``workers`` CPUs, or the cluster at ``address``), or

@@ -1,10 +1,11 @@
 """What crosses a process boundary: a :class:`RunSpec` goes to a worker, a
 :class:`RunResult` comes back. :func:`execute_run` is the wrapper every executor runs.
 
-Workers find an experiment by name in the registry. A spec also carries the module that
-defines the experiment's class (and the folder that module is importable from), so a worker
-process that has not imported it yet (a fresh ``spawn``/``forkserver`` process, a Ray worker)
-imports it before the lookup. Experiments defined in a script's ``__main__`` are imported from
+A spec carries the module and qualified name of the experiment's class (and the folder that
+module is importable from), so a worker process that has not imported it yet (a fresh
+``spawn``/``forkserver`` process, a Ray worker) imports that very class, registered or not.
+A class defined inside a function cannot be imported: such experiments are looked up by name
+in the registry. Experiments defined in a script's ``__main__`` are imported from
 the script's file under another module name (its ``if __name__ == "__main__"`` block does not
 run), the way :mod:`multiprocessing` does it.
 """
@@ -24,6 +25,7 @@ import traceback
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -38,9 +40,9 @@ class RunSpec:
     """One point of a sweep: a fully resolved config of a named experiment.
 
     ``key`` is the stable run key (see :func:`saddlescape.runner.sweep.run_key`).
-    ``module``/``module_root``/``module_file`` say where a fresh worker imports the
-    experiment from; all three may be None for experiments that ``saddlescape.experiments``
-    registers itself.
+    ``module``/``qualname`` name the experiment's class, and ``module_root``/``module_file``
+    say where a fresh worker imports it from; without them the worker looks the name up in
+    the registry.
     """
 
     experiment: str
@@ -49,6 +51,7 @@ class RunSpec:
     module: str | None = None
     module_root: str | None = None
     module_file: str | None = None
+    qualname: str | None = None
 
 
 @dataclass(frozen=True)
@@ -90,37 +93,58 @@ def _now() -> str:
     return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
-def _import_defining_module(spec: RunSpec) -> None:
-    if spec.module is None:
-        return
-    if spec.module == "__main__":
-        if spec.module_file is None or _MAIN_ALIAS in sys.modules:
-            return
-        loader_spec = importlib.util.spec_from_file_location(_MAIN_ALIAS, spec.module_file)
+def _load_main_alias(file: str) -> ModuleType:
+    module = sys.modules.get(_MAIN_ALIAS)
+    if module is None:
+        loader_spec = importlib.util.spec_from_file_location(_MAIN_ALIAS, file)
         if loader_spec is None or loader_spec.loader is None:
-            return
+            raise ImportError(f"cannot import the script {file!r}")
         module = importlib.util.module_from_spec(loader_spec)
         sys.modules[_MAIN_ALIAS] = module
         loader_spec.loader.exec_module(module)
-        return
+    return module
+
+
+def _import_defining_module(spec: RunSpec) -> ModuleType:
+    assert spec.module is not None
+    if spec.module == "__main__":
+        # a multiprocessing worker has re-imported the script as its __main__; a Ray worker
+        # has not: import the script's file under another name
+        main = sys.modules["__main__"]
+        if spec.qualname and _lookup(main, spec.qualname) is not None:
+            return main
+        if spec.module_file is None:
+            raise ImportError("the experiment is defined in an interactive __main__")
+        return _load_main_alias(spec.module_file)
     try:
-        importlib.import_module(spec.module)
+        return importlib.import_module(spec.module)
     except ModuleNotFoundError as exc:
         if spec.module_root is None or exc.name is None or not spec.module.startswith(exc.name):
             raise
         sys.path.insert(0, spec.module_root)
-        importlib.import_module(spec.module)
+        return importlib.import_module(spec.module)
+
+
+def _lookup(module: ModuleType, qualname: str) -> Any:
+    obj: Any = module
+    for part in qualname.split("."):
+        obj = getattr(obj, part, None)
+        if obj is None:
+            return None
+    return obj
 
 
 def _experiment(spec: RunSpec) -> Any:
-    from ..errors import UnknownNameError
+    """The experiment class the spec was planned with: imported from its module by
+    qualified name when it has one (registered or not), else from the registry."""
     from ..experiments import get
 
-    try:
-        return get(spec.experiment)
-    except UnknownNameError:
-        _import_defining_module(spec)
-        return get(spec.experiment)
+    if spec.module is not None and spec.qualname and "<locals>" not in spec.qualname:
+        cls = _lookup(_import_defining_module(spec), spec.qualname)
+        if cls is None:
+            raise ImportError(f"{spec.module} has no experiment class {spec.qualname}")
+        return cls()
+    return get(spec.experiment)
 
 
 def _json_scalar(value: Any, name: str) -> Any:
