@@ -181,13 +181,34 @@ class SaddleOptimizer(Optimizer):
 
     def _sq_norms(self, tensors: Sequence[torch.Tensor]) -> torch.Tensor:
         """Per-run squared Euclidean norm over all tensors, shape ``(B,)`` (B = 1 unbatched)."""
-        b = self.runs if self.batched else 1
+        if not self.batched:
+            norms = torch._foreach_norm(list(tensors))
+            return torch.stack(norms).square().sum().reshape(1)
         out = None
         for t in tensors:
-            s = t.reshape(b, -1).square().sum(1)
+            s = torch.linalg.vector_norm(t.reshape(self.runs, -1), dim=1).square()
             out = s if out is None else out + s
         assert out is not None
         return out
+
+    def _add_ball_noise(
+        self, params: Sequence[torch.Tensor], radius: float, mask: torch.Tensor
+    ) -> None:
+        """Add ξ uniform in the ball of ``radius`` to the runs in ``mask`` (batched: only
+        those runs draw random numbers, so sparse perturbations stay cheap)."""
+        from .perturbations import uniform_ball
+
+        if not self.batched:
+            for p, e in zip(
+                params, uniform_ball(params, radius, generator=self.generator), strict=True
+            ):
+                p.add_(e)
+            return
+        idx = mask.nonzero().flatten()
+        rows = [p.index_select(0, idx) for p in params]
+        xi = uniform_ball(rows, radius, generator=self.generator, batched=True)
+        for p, e in zip(params, xi, strict=True):
+            p.index_add_(0, idx, e)
 
     @staticmethod
     def _grads(group: dict[str, Any]) -> list[torch.Tensor]:

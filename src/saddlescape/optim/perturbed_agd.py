@@ -12,7 +12,6 @@ import torch
 
 from ..errors import ConfigError, check_int, check_positive
 from .base import Closure, ParamsT, SaddleOptimizer
-from .perturbations import uniform_ball
 
 __all__ = ["PerturbedAGD", "PerturbedAGDTheory"]
 
@@ -57,8 +56,9 @@ class PerturbedAGD(SaddleOptimizer):
             v_{t+1} = 0
 
     The NCE test is applied only where v_t ≠ 0 (at v_t = 0 it holds with equality and δ is
-    undefined; the step is then a plain gradient step), and it must hold by more than a few
-    ulps of |f| (otherwise rounding fires it near a minimum, where ‖v_t‖ → 0).
+    undefined; the step is then a plain gradient step). Being a second-order difference it
+    is decided by rounding when ‖x_t − y_t‖ ≤ √ulp·(1 + ‖x_t‖) or its margin is under a few
+    ulps of |f|: there it is skipped (otherwise it fires near minima, where ‖v_t‖ → 0).
     :meth:`step` needs a closure (as for LBFGS): it evaluates f and ∇f at x_t and at y_t
     (two closure calls per step, one while v = 0), once more after a perturbation, and twice
     more for an NCE with ‖v‖ < s. Batched mode: per-run norms, clocks, momentum and NCE;
@@ -241,14 +241,7 @@ class PerturbedAGD(SaddleOptimizer):
             for k, (group, st) in enumerate(groups):
                 if values[2 + 2 * k]:
                     mask = masks[k]
-                    xi = uniform_ball(
-                        group["params"],
-                        group["radius"],
-                        generator=self.generator,
-                        batched=self.batched,
-                    )
-                    for p, e in zip(group["params"], xi, strict=True):
-                        p.add_(e.mul_(self._per_run(mask, p)))
+                    self._add_ball_noise(group["params"], float(group["radius"]), mask)
                     st["t_perturb"] = torch.where(mask, st["t"], st["t_perturb"])
                     st["perturbations"] += mask
             loss_x = self._evaluate(closure)
@@ -279,9 +272,13 @@ class PerturbedAGD(SaddleOptimizer):
             one_m = 1 - group["theta"]
             # x_t − y_t = −(1 − θ)v_t
             rhs = loss_y - one_m * inner - group["gamma"] / 2 * one_m**2 * vsq
-            # a margin of a few ulps of f keeps rounding from firing NCE near a minimum
-            tol = 8 * torch.finfo(loss_x.dtype).eps * (loss_x.abs() + loss_y.abs())
-            nce = (loss_x <= rhs - tol) & (vsq > 0)
+            # The test is a second-order difference: rounding decides it when ‖x_t − y_t‖ is
+            # below √ulp of ‖x_t‖ or its margin is below a few ulps of |f| (near a minimum).
+            ulp = torch.finfo(loss_x.dtype).eps
+            tol = 8 * ulp * (loss_x.abs() + loss_y.abs())
+            xsq = self._sq_norms([self.state[p]["x"] for p in params])
+            resolved = one_m**2 * vsq > ulp * (1 + xsq)
+            nce = (loss_x <= rhs - tol) & resolved
             small = nce & (vsq < group["s"] ** 2)
             nces.append(nce)
             smalls.append(small)

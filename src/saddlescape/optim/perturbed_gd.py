@@ -11,7 +11,6 @@ import torch
 
 from ..errors import ConfigError, check_int, check_positive
 from .base import Closure, ParamsT, SaddleOptimizer
-from .perturbations import uniform_ball
 
 __all__ = ["PerturbedGD", "PerturbedGDTheory"]
 
@@ -325,10 +324,6 @@ class PerturbedGD(SaddleOptimizer):
         st["t_noise"] = torch.where(mask, st["t"], st["t_noise"])
         st["perturbations"] += mask
         radius = float(group["radius"])
-        if self.variant == "jin2021":  # x ← x − η·ξ, ξ ∈ B(r)
+        if self.variant == "jin2021":  # x ← x − η·ξ, ξ ∈ B(r) (the sign is immaterial)
             radius *= float(group["lr"])
-        xi = uniform_ball(params, radius, generator=self.generator, batched=self.batched)
-        for p, e in zip(params, xi, strict=True):
-            if self.batched:
-                e.mul_(self._per_run(mask, p))
-            p.add_(e)
+        self._add_ball_noise(params, radius, mask)
