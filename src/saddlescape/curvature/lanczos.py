@@ -117,7 +117,7 @@ def _apply(op: Any, V: torch.Tensor) -> torch.Tensor:
 
 def _orthonormalize(
     W: torch.Tensor, Q: torch.Tensor, gen: torch.Generator, scale: float
-) -> tuple[torch.Tensor, torch.Tensor]:
+) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Column-wise Gram–Schmidt of ``W`` (already orthogonal to ``Q``) into ``P`` with
     ``W = P B`` (``B`` upper triangular). A column that vanishes (an invariant subspace) is
     replaced by a random unit vector orthogonal to everything, with coupling 0."""
@@ -125,30 +125,57 @@ def _orthonormalize(
     P = torch.empty_like(W)
     B = torch.zeros(b, b, dtype=W.dtype, device=W.device)
     tiny = 1e-13 * max(scale, 1e-300)
+    broke = False
     for j in range(b):
         w = W[:, j].clone()
         prev = P[:, :j]
-        if j:
-            for _rep in range(2):
+        # Reorthogonalize against everything until no more cancellation (Daniel, Gragg,
+        # Kaufman & Stewart 1976: repeat while the norm drops below 1/√2 of the previous).
+        old = float(torch.linalg.vector_norm(w))
+        for _rep in range(4):
+            w -= Q @ (Q.T @ w)
+            if j:
                 c = prev.T @ w
                 w -= prev @ c
                 B[:j, j] += c
-        beta = float(torch.linalg.vector_norm(w))
+            beta = float(torch.linalg.vector_norm(w))
+            if beta >= 0.7 * old:
+                break
+            old = beta
         if beta > tiny:
             B[j, j] = beta
             P[:, j] = w / beta
             continue
+        broke = True
         nw = 0.0
-        for _attempt in range(3):  # breakdown: continue with a fresh random direction
-            w = torch.randn(n, generator=gen, dtype=W.dtype).to(W.device)
-            for _ in range(2):
-                w -= Q @ (Q.T @ w)
-                w -= prev @ (prev.T @ w)
-            nw = float(torch.linalg.vector_norm(w))
-            if nw > 1e-8:
-                break
+        if Q.shape[1] + j < n:
+            for _attempt in range(3):  # breakdown: continue with a fresh random direction
+                w = torch.randn(n, generator=gen, dtype=W.dtype).to(W.device)
+                for _ in range(2):
+                    w -= Q @ (Q.T @ w)
+                    w -= prev @ (prev.T @ w)
+                nw = float(torch.linalg.vector_norm(w))
+                if nw > 1e-8:
+                    break
+        if nw <= 1e-8:  # no room left in R^n: the block shrinks
+            return P[:, :j], B[:j], broke
         P[:, j] = w / nw
-    return P, B
+    return P, B, broke
+
+
+def start_generator(seed: int | None) -> torch.Generator:
+    """The generator of random start vectors for ``seed`` (None: fresh entropy).
+
+    The seed is mixed with a constant so that the start vector differs from
+    ``torch.randn`` after ``torch.manual_seed(seed)`` — the same seed often made the problem
+    itself, and a start vector equal to the problem's data can be an exact eigenvector.
+    """
+    gen = torch.Generator()
+    if seed is None:
+        gen.seed()
+    else:
+        gen.manual_seed((int(seed) * 0x9E3779B97F4A7C15 + 0x5ADD1E) % (2**63))
+    return gen
 
 
 def _priority(theta: torch.Tensor, which: str) -> torch.Tensor:
@@ -255,9 +282,7 @@ def lanczos(
         max_hvps = min(max(200, 30 * k * b), 10 * n)
     max_hvps = check_int("max_hvps", max_hvps, minimum=1)
 
-    gen = torch.Generator().manual_seed(int(seed) if seed is not None else 0)
-    if seed is None:
-        gen.seed()
+    gen = start_generator(seed)
     device = getattr(op, "device", torch.device("cpu"))
     f64 = torch.float64
 
@@ -271,7 +296,7 @@ def lanczos(
             raise CurvatureError("v0 must be a finite, non-zero vector")
         start[:, 0] = v0
     norms = torch.linalg.vector_norm(start, dim=0, keepdim=True)
-    P, _ = _orthonormalize(start / norms, start[:, :0], gen, 1.0)
+    P, _, _ = _orthonormalize(start / norms, start[:, :0], gen, 1.0)
 
     # The basis lives in one preallocated buffer: Q = buf[:, :m] (no copies per step).
     buf = torch.empty(n, min(n, max_basis + b), dtype=f64, device=device)
@@ -304,18 +329,22 @@ def lanczos(
         theta, S = torch.linalg.eigh(T.cpu())
         scale = max(scale, float(theta.abs().max()))
         exhausted = m >= n
+        broke = False
         if exhausted:
             res = torch.zeros_like(theta)
         else:
-            P, B = _orthonormalize(W, buf[:, :m], gen, scale)
+            P, B, broke = _orthonormalize(W, buf[:, :m], gen, scale)
             # H Q = Q T + P C with C = [0 … 0 B]: the residual of (θ, Q s) is ‖C s‖.
             res = torch.linalg.vector_norm(B.cpu() @ S[m - bb :], dim=0)
+            exhausted = P.shape[1] == 0
         idx = _wanted(theta, k, which)
         bound = tol * (scale if relative_to == "norm" else theta[idx].abs())
-        converged = exhausted or bool((res[idx] <= bound).all())
+        # At a breakdown the basis spans an invariant subspace: its Ritz pairs are exact
+        # but may miss the wanted end of the spectrum, so go on with the fresh direction.
+        converged = exhausted or (not broke and bool((res[idx] <= bound).all()))
         if converged or hvps >= max_hvps or (stop is not None and stop(theta, res, scale)):
             break
-        if m + P.shape[1] > max_basis:  # thick restart (Wu & Simon 2000)
+        if m + min(P.shape[1], n - m) > max_basis:  # thick restart (Wu & Simon 2000)
             keep = _priority(theta, which)[: max(n_wanted, min(m - b, max_basis // 2))]
             keep = keep[torch.argsort(theta[keep])]
             kept = buf[:, :m] @ S[:, keep].to(device)

@@ -25,7 +25,7 @@ from typing import Any
 import torch
 
 from ..errors import CurvatureError, check_int, check_positive
-from .lanczos import EigenResult, _apply, _validate
+from .lanczos import EigenResult, _apply, _validate, start_generator
 
 __all__ = ["power_iteration"]
 
@@ -48,9 +48,7 @@ def power_iteration(
     tol = check_positive("tol", tol, allow_zero=True)
     max_hvps = check_int("max_hvps", max_hvps, minimum=1)
     device = getattr(op, "device", torch.device("cpu"))
-    gen = torch.Generator().manual_seed(int(seed) if seed is not None else 0)
-    if seed is None:
-        gen.seed()
+    gen = start_generator(seed)
     if v0 is None:
         v = torch.randn(n, generator=gen, dtype=torch.float64).to(device)
     else:

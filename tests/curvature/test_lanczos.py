@@ -1,0 +1,138 @@
+"""Lanczos against dense eigvalsh on hard spectra (hypothesis), restarts, counters, seeds."""
+
+import pytest
+import torch
+from hypothesis import given
+from hypothesis import strategies as st
+
+from saddlescape.curvature import DenseOperator, lanczos
+from saddlescape.errors import ConfigError, CurvatureError
+
+KINDS = ("random", "clustered", "indefinite", "near_singular", "repeated")
+
+
+def spectrum(kind: str, n: int, gen: torch.Generator) -> torch.Tensor:
+    u = torch.rand(n, generator=gen, dtype=torch.float64)
+    if kind == "random":
+        return 10 * u - 3
+    if kind == "clustered":  # two tight clusters at the ends plus a bulk
+        ev = 2 * u - 1
+        ev[:3] = -5 + 1e-7 * u[:3]
+        ev[-3:] = 5 + 1e-7 * u[-3:]
+        return ev
+    if kind == "indefinite":  # symmetric about 0, so λ_min ≈ −λ_max
+        half = u[: (n + 1) // 2] + 0.5
+        return torch.cat([half, -half])[:n]
+    if kind == "near_singular":  # most eigenvalues ~1e-9, a few of order one
+        ev = 1e-9 * (u - 0.5)
+        ev[0], ev[-1] = -1.0, 1.0
+        return ev
+    ev = torch.round(4 * u) - 2  # repeated: integers in [-2, 2], multiplicities ~n/5
+    ev[: min(3, n)] = -3.0  # an extreme eigenvalue of multiplicity 3
+    return ev
+
+
+def random_symmetric(ev: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
+    n = ev.numel()
+    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+    return (Q * ev) @ Q.T
+
+
+@given(
+    kind=st.sampled_from(KINDS),
+    n=st.integers(5, 200),
+    which=st.sampled_from(["smallest", "largest", "both"]),
+    k=st.integers(1, 3),
+    seed=st.integers(0, 2**20),
+)
+def test_matches_dense_eigvalsh(kind, n, which, k, seed):
+    gen = torch.Generator().manual_seed(seed)
+    A = random_symmetric(spectrum(kind, n, gen), gen)
+    A = (A + A.T) / 2
+    exact = torch.linalg.eigvalsh(A)
+    norm = float(exact.abs().max())
+    op = DenseOperator(A)
+    tol = 1e-8
+    r = lanczos(op, k=k, which=which, tol=tol, seed=seed, max_hvps=20 * n)
+    assert r.converged
+    assert op.hvps == r.hvps  # every product counted, nothing else
+    kk = min(k, n)
+    idx = {
+        "smallest": range(kk),
+        "largest": range(n - kk, n),
+        "both": sorted(set(range(kk)) | set(range(n - kk, n))),
+    }[which]
+    want = exact[list(idx)]
+    got = r.eigenvalues
+    assert got.shape == want.shape
+    # residual ≤ tol·‖H‖ bounds the distance to the spectrum; with a block ≥ multiplicity
+    # the i-th Ritz value matches the i-th eigenvalue
+    assert torch.allclose(got, want, atol=tol * norm * 10 + 1e-12, rtol=0)
+    assert bool((r.residuals <= tol * norm * 1.0001).all())
+    # eigenvectors: unit, and the reported residuals are the true ones
+    V = r.eigenvectors
+    assert torch.allclose(V.norm(dim=0), torch.ones(V.shape[1], dtype=V.dtype), atol=1e-10)
+    true_res = (A @ V - V * r.eigenvalues).norm(dim=0)
+    assert torch.allclose(true_res, r.residuals, atol=1e-9 * norm)
+
+
+def test_thick_restart_keeps_converging():
+    gen = torch.Generator().manual_seed(3)
+    A = random_symmetric(spectrum("random", 150, gen), gen)
+    op = DenseOperator(A)
+    exact = torch.linalg.eigvalsh(A)
+    r = lanczos(op, k=2, which="both", tol=1e-9, seed=0, max_basis=16, max_hvps=3000)
+    assert r.restarts > 0 and r.converged
+    assert torch.allclose(r.eigenvalues, exact[[0, 1, -2, -1]], atol=1e-7)
+
+
+def test_budget_exhausted_is_not_converged():
+    gen = torch.Generator().manual_seed(1)
+    A = random_symmetric(spectrum("clustered", 100, gen), gen)
+    r = lanczos(DenseOperator(A), k=1, which="smallest", tol=1e-12, max_hvps=4, seed=0)
+    assert not r.converged and r.hvps == 4
+
+
+def test_same_seed_same_bits_and_warm_start():
+    gen = torch.Generator().manual_seed(2)
+    A = random_symmetric(spectrum("random", 80, gen), gen)
+    a = lanczos(DenseOperator(A), k=1, tol=1e-6, seed=7)
+    b = lanczos(DenseOperator(A), k=1, tol=1e-6, seed=7)
+    assert torch.equal(a.eigenvalues, b.eigenvalues) and a.hvps == b.hvps
+    w = lanczos(DenseOperator(A), k=1, tol=1e-6, v0=a.eigenvectors[:, 0])
+    assert w.hvps < a.hvps and abs(float(w.eigenvalues[0] - a.eigenvalues[0])) < 1e-5
+
+
+def test_breakdown_at_an_eigenvector_start_continues():
+    A = torch.diag(torch.tensor([-2.0, 0.0, 1.0, 3.0], dtype=torch.float64))
+    r = lanczos(DenseOperator(A), k=1, which="largest", tol=1e-10, v0=torch.tensor([0, 0, 1.0, 0]))
+    assert float(r.eigenvalues[0]) == pytest.approx(3.0)
+
+
+def test_float32_operator_runs_in_float64():
+    gen = torch.Generator().manual_seed(4)
+    A = random_symmetric(spectrum("random", 60, gen), gen)
+    r = lanczos(DenseOperator(A.float()), k=1, which="smallest", tol=1e-5, seed=0)
+    assert r.eigenvalues.dtype == torch.float64
+    assert float(r.eigenvalues[0]) == pytest.approx(float(torch.linalg.eigvalsh(A)[0]), abs=1e-4)
+
+
+def test_relative_to_eigenvalue_resolves_a_small_lambda_min():
+    ev = torch.cat([torch.tensor([-1e-3]), torch.linspace(0, 3, 99)]).double()
+    gen = torch.Generator().manual_seed(5)
+    A = random_symmetric(ev, gen)
+    r = lanczos(DenseOperator(A), which="smallest", tol=1e-3, relative_to="eigenvalue", seed=0)
+    assert r.converged and float(r.residuals[0]) <= 1e-3 * 1e-3 * 1.001
+    assert float(r.eigenvalues[0]) == pytest.approx(-1e-3, rel=1e-3)
+
+
+def test_bad_input():
+    op = DenseOperator(torch.eye(3))
+    with pytest.raises(ConfigError, match="which"):
+        lanczos(op, which="middle")
+    with pytest.raises(ConfigError, match="k"):
+        lanczos(op, k=0)
+    with pytest.raises(CurvatureError, match="v0"):
+        lanczos(op, v0=torch.ones(4))
+    with pytest.raises(CurvatureError, match="matvec"):
+        lanczos(object())
