@@ -1,1 +1,130 @@
-"""(being written)"""
+"""``saddlescape optimize``: run one optimizer on one problem and summarize the result."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import torch
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from ..errors import ConfigError
+from ..optim import names as optimizer_names
+from ..optim import run
+from ..optim.registry import get_class
+from ..runner.config import parse_sets
+from ._app import app, console, parse_vector
+from .problems_cmd import build_problem
+
+
+@app.command("optimize")
+def optimize_command(
+    problem: str = typer.Argument(..., help="A problem name (see `saddlescape problems`)."),
+    optimizer: str = typer.Option(
+        "pgd", "--optimizer", "-o", help=f"One of: {', '.join(optimizer_names())}."
+    ),
+    dim: int | None = typer.Option(None, "--dim", help="The problem's dimension parameter."),
+    steps: int = typer.Option(1000, "--steps", help="Iterations to run (PGD may stop early)."),
+    seed: int = typer.Option(0, "--seed", help="Seed of the initial point and the noise."),
+    lr: float | None = typer.Option(
+        None, "--lr", help="Step size (default 1/ℓ from the problem's smoothness)."
+    ),
+    init: str | None = typer.Option(
+        None, "--init", help="Start point x1,x2,... (default: the problem's sample_init(seed))."
+    ),
+    param: list[str] | None = typer.Option(
+        None, "--param", "-p", help="Optimizer hyperparameter key=value, e.g. radius=0.01."
+    ),
+    set_: list[str] | None = typer.Option(
+        None, "--set", help="Problem parameter key=value (repeatable)."
+    ),
+    out: Path | None = typer.Option(None, "--out", help="Write the trajectory (.csv or .npz)."),
+) -> None:
+    """Run one optimizer trajectory on PROBLEM and print a summary."""
+    get_class(optimizer)  # unknown names fail before any work
+    if steps < 0:
+        raise ConfigError(f"--steps must be >= 0, got {steps}")
+    if out is not None and out.suffix not in (".csv", ".npz"):
+        raise ConfigError(f"--out must end in .csv or .npz, got {str(out)!r}")
+    prob = build_problem(problem, dim=dim, sets=set_ or ())
+    x0 = None
+    if init is not None:
+        x0 = torch.tensor(parse_vector(init, "--init"), dtype=torch.float64)
+        if x0.numel() != prob.dim:
+            raise ConfigError(f"--init needs {prob.dim} numbers for {problem!r}, got {x0.numel()}")
+    hyper = {k: _value(v) for k, v in parse_sets(param or (), "--param").items()}
+    with Progress(
+        TextColumn(f"[bold]{optimizer}[/] on {problem}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=console,
+        transient=True,
+    ) as progress:
+        task = progress.add_task("steps", total=steps)
+        traj = run(
+            prob,
+            optimizer,
+            steps,
+            x0=x0,
+            seed=seed,
+            lr=lr,
+            callback=lambda k: progress.update(task, completed=k),
+            **hyper,
+        )
+    console.print(summary_table(prob, traj))
+    if out is not None:
+        path = traj.save(out)
+        console.print(f"trajectory written to {path}")
+
+
+def summary_table(problem: Any, traj: Any) -> Table:
+    """Iterations, final f, ‖∇f‖, nearest known critical point, perturbations, cost."""
+    table = Table(title=f"{traj.optimizer} on {traj.problem}", show_header=False)
+    table.add_column("", style="bold")
+    table.add_column("")
+    table.add_row(
+        "iterations", str(traj.iterations) + ("  (stop test: x̃)" if traj.converged else "")
+    )
+    table.add_row("gradient evaluations", str(traj.grad_evals))
+    table.add_row("perturbations", str(traj.perturbations))
+    table.add_row("final f", f"{traj.f:.10g}")
+    if problem.f_min is not None:
+        table.add_row("f − f_min", f"{traj.f - problem.f_min:.3g}")
+    table.add_row("‖∇f‖", f"{traj.grad_norm:.3g}")
+    nearest = traj.nearest(problem)
+    if nearest is None:
+        table.add_row("nearest critical point", "(none listed)")
+    else:
+        cp, dist = nearest
+        xs = ", ".join(f"{v:.4g}" for v in cp.x.tolist()[:6]) + (", …" if cp.x.numel() > 6 else "")
+        table.add_row("nearest critical point", f"{cp.kind} at ({xs}), f = {cp.value:.6g}")
+        table.add_row("distance to it", f"{dist:.3g}")
+    x = traj.x.tolist()
+    shown = ", ".join(f"{v:.6g}" for v in x[:6]) + (", …" if len(x) > 6 else "")
+    table.add_row("final x", f"({shown})")
+    table.add_row(
+        "hyperparameters",
+        ", ".join(
+            f"{k}={v:.4g}" if isinstance(v, float) else f"{k}={v}"
+            for k, v in traj.hyperparams.items()
+        ),
+    )
+    table.add_row("seconds", f"{traj.seconds:.3f}")
+    return table
+
+
+def _value(text: str) -> Any:
+    low = text.lower()
+    if low in ("none", "null"):
+        return None
+    if low in ("true", "false"):
+        return low == "true"
+    for conv in (int, float):
+        try:
+            return conv(text)
+        except ValueError:
+            pass
+    return text

@@ -120,7 +120,8 @@ def run(
     """Run ``optimizer`` (a short name: gd, pgd, noisy, pagd, cubic) for ``steps`` steps.
 
     ``x0`` defaults to ``problem.sample_init`` drawn with ``seed``; the optimizer is seeded
-    with ``seed`` too. ``lr`` defaults to 1/ℓ from ``problem.smoothness``. The run stops
+    with ``seed`` too. ``lr`` defaults to 1/ℓ from ``problem.smoothness`` (cubic Newton:
+    ``M`` defaults to ρ from ``problem.hessian_lipschitz``). The run stops
     early when a PerturbedGD stop test returns x̃. ``callback(step)`` is called after each
     step (progress bars).
 
@@ -151,12 +152,22 @@ def run(
         kwargs["lr"] = lr
     elif lr is not None:
         raise ConfigError(f"optimizer {optimizer!r} takes no lr")
+    if "M" in accepted and "M" not in kwargs:  # cubic Newton: M = ρ by default
+        if problem.hessian_lipschitz is None:
+            raise ConfigError(
+                f"problem {problem.name!r} has no known Hessian-Lipschitz constant: pass M"
+            )
+        kwargs["M"] = max(problem.hessian_lipschitz, 1e-12)
     if "seed" in accepted:
         kwargs.setdefault("seed", seed)
     x = x0.clone().requires_grad_(True)
     opt = make(optimizer, [x], **kwargs)
 
+    keeps_graph = bool(getattr(cls, "closure_keeps_graph", False))
+
     def closure() -> torch.Tensor:
+        if keeps_graph:  # the optimizer differentiates the graph itself (HVPs)
+            return problem.f(x)
         opt.zero_grad()
         loss = problem.f(x)
         loss.backward()

@@ -1,0 +1,83 @@
+"""``saddlescape optimize``: one trajectory, a summary table, one-line errors."""
+
+import numpy as np
+import pytest
+
+from saddlescape.cli import main
+
+
+def test_pgd_from_the_saddle_reports_a_minimum(capsys):
+    rc = main(
+        [
+            "optimize",
+            "lee-2d",
+            "--optimizer",
+            "pgd",
+            "--init",
+            "0,0",
+            "--steps",
+            "300",
+            "--lr",
+            "0.2",
+            "--seed",
+            "1",
+        ]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0
+    assert "minimum at (0, " in out and "perturbations" in out
+    assert "iterations" in out and "300" in out
+
+
+def test_gd_stays_at_the_saddle_and_writes_csv(tmp_path, capsys):
+    path = tmp_path / "traj.csv"
+    rc = main(
+        ["optimize", "lee-2d", "-o", "gd", "--init", "0,0", "--steps", "20", "--out", str(path)]
+    )
+    out = capsys.readouterr().out
+    assert rc == 0 and "saddle at (0, 0)" in out
+    rows = path.read_text().splitlines()
+    assert rows[0].split(",")[:3] == ["step", "f", "grad_norm"] and len(rows) == 22
+
+
+def test_npz_output_default_lr_and_params(tmp_path, capsys):
+    path = tmp_path / "traj.npz"
+    rc = main(
+        [
+            "optimize",
+            "himmelblau",
+            "-o",
+            "noisy",
+            "--steps",
+            "50",
+            "-p",
+            "radius=0.05",
+            "--out",
+            str(path),
+        ]
+    )
+    assert rc == 0
+    out = capsys.readouterr().out
+    assert "radius=0.05" in out and "lr=0.00306" in out  # 1/ℓ with ℓ = 326.79
+    data = np.load(path)
+    assert data["x"].shape == (51, 2) and data["perturbed"][:50].all()  # noise every step
+    assert data["f"][-1] < data["f"][0]
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["optimize", "lee-2d", "-o", "pgdd"], "unknown optimizer 'pgdd'"),
+        (["optimize", "lee-2dd"], "unknown problem"),
+        (["optimize", "lee-2d", "--init", "1,2,3"], "--init needs 2 numbers"),
+        (["optimize", "lee-2d", "--init", "a,b"], "--init must be comma-separated"),
+        (["optimize", "lee-2d", "-p", "radius=-1"], "radius must be > 0"),
+        (["optimize", "lee-2d", "-p", "radiuss=1"], "no parameter 'radiuss'"),
+        (["optimize", "lee-2d", "--steps", "-3"], "--steps must be >= 0"),
+        (["optimize", "lee-2d", "--out", "x.txt"], "--out must end in .csv or .npz"),
+    ],
+)
+def test_bad_input_is_one_line_error(argv, message, capsys):
+    rc = main(argv)
+    err = capsys.readouterr().err
+    assert rc == 2 and message in err and "Traceback" not in err
