@@ -217,3 +217,32 @@ def test_batched_divergence_names_the_run():
 
     with pytest.raises(DivergenceError, match=r"run\(s\) \[1\]"):
         opt.step(closure)
+
+
+def test_batched_closure_must_return_per_run_losses():
+    X = torch.zeros(4, 2, requires_grad=True)
+    opt = optim.PerturbedGD([X], lr=0.1, batched=True, seed=0)
+
+    def closure():
+        opt.zero_grad()
+        loss = (X**2).sum()
+        loss.backward()
+        return loss
+
+    with pytest.raises(ConfigError, match=r"per-run losses of shape \(4,\)"):
+        opt.step(closure)
+
+
+def test_param_groups_and_float32():
+    """Two groups with their own lr; float32 parameters stay float32, same seed same bits."""
+    a = torch.ones(3, requires_grad=True)
+    b = torch.ones(2, requires_grad=True)
+    opt = optim.NoisyGD(
+        [{"params": [a], "lr": 0.1}, {"params": [b], "lr": 0.0001}], lr=1.0, radius=0.0, seed=0
+    )
+    opt.zero_grad()
+    ((a**2).sum() + (b**2).sum()).backward()
+    opt.step()
+    assert a.dtype == torch.float32
+    assert torch.allclose(a.detach(), torch.full((3,), 0.8))
+    assert torch.allclose(b.detach(), torch.full((2,), 1 - 0.0002))

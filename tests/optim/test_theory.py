@@ -135,3 +135,38 @@ def test_digits_mlp_training_loop(name, hyper):
     accuracy = float((net(X).argmax(1) == y).double().mean())
     assert accuracy >= 0.95 and float(loss) < first
     assert next(net.parameters()).dtype == torch.float32
+
+
+def test_pagd_from_theory_constants_and_escape():
+    """Jin, Netrapalli, Jordan 2018: κ = ℓ/√(ρε), η = 1/(4ℓ), θ = 1/(4√κ), γ = θ²/η,
+    s = γ/(4ρ); PAGD with them leaves lee-2d's saddle for a minimum."""
+    p = problems.get("lee-2d")
+    x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    ell, rho, eps = p.smoothness, p.hessian_lipschitz, 0.05
+    opt = optim.PerturbedAGD.from_theory([x], ell, rho, eps, f_gap=0.25, seed=0)
+    kappa = ell / math.sqrt(rho * eps)
+    g = opt.param_groups[0]
+    assert g["lr"] == pytest.approx(1 / (4 * ell))
+    assert g["theta"] == pytest.approx(1 / (4 * math.sqrt(kappa)))
+    assert g["gamma"] == pytest.approx(g["theta"] ** 2 / g["lr"])
+    assert g["s"] == pytest.approx(g["gamma"] / (4 * rho))
+    closure = make_closure(opt, p, x)
+    for _ in range(1500):
+        opt.step(closure)
+    cp, dist = optim.nearest_critical_point(p, x.detach())
+    assert cp.kind == "minimum" and dist < 1e-2 and opt.perturbations >= 1
+
+
+def test_jin2021_variant_escapes_with_lr_scaled_ball():
+    p = problems.get("lee-2d")
+    x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    opt = optim.PerturbedGD.from_theory(
+        [x], p.smoothness, p.hessian_lipschitz, 0.05, f_gap=0.25, variant="jin2021", seed=0
+    )
+    closure = make_closure(opt, p, x)
+    opt.step(closure)  # the first step perturbs by η·ξ, ‖ξ‖ ≤ r, then takes a gradient step
+    assert opt.perturbations == 1
+    for _ in range(1500):
+        opt.step(closure)
+    cp, dist = optim.nearest_critical_point(p, x.detach())
+    assert cp.kind == "minimum" and dist < 1e-2
