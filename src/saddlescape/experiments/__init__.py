@@ -20,4 +20,6 @@ from . import gd_rate  # noqa: F401  isort: skip
 from . import step_size  # noqa: F401  isort: skip
 from . import stable_manifold  # noqa: F401  isort: skip
 from . import dimension  # noqa: F401  isort: skip
+from . import saddle_escape  # noqa: F401  isort: skip
 from . import edge_of_stability  # noqa: F401  isort: skip
+from . import certify_network  # noqa: F401  isort: skip

@@ -347,19 +347,21 @@ def _figures(
                     ms=8,
                     label=f"{opt}: censored (> cap)",
                 )
-        ax.plot(
-            list(THEORY_GD),
-            list(THEORY_GD.values()),
-            "x",
-            color=plots.THEORY_COLOR,
-            label="THEORY.md GD / PGD (one seed)",
-        )
-        ax.plot(list(THEORY_PGD), list(THEORY_PGD.values()), "x", color=plots.THEORY_COLOR)
+        dmax = max((d for (_, d) in cells), default=0)
+        for i, ref in enumerate((THEORY_GD, THEORY_PGD)):
+            pts = [(d, v) for d, v in ref.items() if d <= dmax]
+            if pts:
+                ax.plot(
+                    *zip(*pts, strict=True),
+                    "x",
+                    color=plots.THEORY_COLOR,
+                    label="THEORY.md GD / PGD (one seed)" if i == 0 else None,
+                )
         ax.set_yscale("log")
         ax.set_xlabel("dimension d")
         ax.set_ylabel("iterations to within tol of the minimizer")
         ax.set_title("Octopus: iterations to the minimizer (median, IQR)")
-        ax.legend(ncols=2)
+        ax.legend(ncols=2, loc="upper left")
     return {"iterations_vs_dim": fig}
 
 
