@@ -270,6 +270,7 @@ class CertifyNetwork(Experiment):
             "seconds": time.perf_counter() - t0,
         }
         arrays = {
+            "theta": torch.nn.utils.parameters_to_vector(model64.parameters()).detach().numpy(),
             "loss_curve": np.asarray(curve),
             "curve_steps": np.arange(0, config.steps, record_every)[: len(curve)],
         }
