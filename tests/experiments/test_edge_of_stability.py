@@ -1,0 +1,108 @@
+"""edge-of-stability (Cohen et al. 2021): loss convention, sharpness measurement, verdict."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from saddlescape import experiments
+from saddlescape.errors import ConfigError
+from saddlescape.experiments import RunRecord
+from saddlescape.problems.networks import load_digits_tensors, make_loss, make_mlp
+
+
+@pytest.fixture(scope="module")
+def exp():
+    return experiments.get("edge-of-stability")
+
+
+@pytest.mark.slow
+def test_initial_sharpness_matches_theory(exp):
+    # THEORY.md: 64-200-200-10 tanh, ½·sum/n MSE, all digits: sharpness 11.5 at the start
+    out = exp.run(exp.config(steps=1, every=1))
+    assert abs(out.metrics["sharpness_initial"] - 11.5) < 0.15
+
+
+def test_sharpness_matches_a_dense_reference(exp):
+    # a small net checked against the dense Hessian (torch.linalg.eigvalsh)
+    out = exp.run(exp.config(hidden="6", n_samples=100, steps=1, every=1, dtype="float64"))
+    X, y = load_digits_tensors(100, dtype=torch.float64)
+    net = make_mlp((64, 6, 10), seed=0, dtype=torch.float64)
+    names = [n for n, _ in net.named_parameters()]
+    shapes = [p.shape for p in net.parameters()]
+    theta = torch.nn.utils.parameters_to_vector(net.parameters()).detach()
+
+    def f(th):
+        parts, i = {}, 0
+        for n, s in zip(names, shapes, strict=True):
+            parts[n] = th[i : i + s.numel()].reshape(s)
+            i += s.numel()
+        return make_loss("mse")(torch.func.functional_call(net, parts, (X,)), y)
+
+    lam = torch.linalg.eigvalsh(torch.func.hessian(f)(theta))[-1].item()
+    assert out.metrics["sharpness_initial"] == pytest.approx(lam, rel=1e-3)
+
+
+@pytest.mark.parametrize(
+    "key,value", [("lr", -0.1), ("hidden", "a,b"), ("dtype", "float16"), ("every", 0)]
+)
+def test_bad_config_names_the_key(exp, key, value):
+    with pytest.raises(ConfigError, match=key):
+        exp.config(**{key: value})
+
+
+def _record(lr: float, ratios: list[float], loss: np.ndarray, every: int = 100) -> RunRecord:
+    steps = np.arange(len(ratios)) * every
+    return RunRecord(
+        config={"lr": lr, "seed": 0},
+        metrics={},
+        arrays={"steps": steps, "sharpness": np.array(ratios) * 2 / lr, "loss": loss},
+    )
+
+
+def _oscillating(n: int) -> np.ndarray:
+    t = np.arange(n)
+    return 0.5 * np.exp(-t / n) + 0.01 * (t % 2)  # decreasing overall, up every other step
+
+
+def test_analyze_supports_theory_like_runs(exp):
+    recs = [
+        _record(0.1, [0.58, 0.73, 0.9, 1.03, 1.05, 1.02], _oscillating(501)),
+        _record(0.4, [2.3, 1.17, 1.19, 1.11, 1.15, 1.16], _oscillating(501)),
+    ]
+    a = exp.analyze(recs)
+    assert a.verdict.supported, a.verdict.summary
+    assert a.verdict.numbers["lr=0.1 edge step"] == 200
+    assert a.verdict.numbers["lr=0.4 ratio max"] == pytest.approx(1.19)
+    assert set(a.figures) == {"sharpness", "loss"}
+
+
+@pytest.mark.parametrize(
+    "ratios,loss,message",
+    [
+        ([0.3, 0.4, 0.5, 0.55], _oscillating(301), "never entered"),  # stays stable: no edge
+        ([0.8, 0.95, 1.6, 2.0], _oscillating(301), "left the band"),  # blows past 2/η
+        ([0.8, 0.95, 1.0, 1.0], np.linspace(0.5, 0.1, 301), "monotonically"),
+        (
+            [0.8, 0.95, 1.0, 1.0],
+            np.r_[np.linspace(0.5, 0.1, 150), np.linspace(0.1, 0.6, 151)],
+            "did not decrease",
+        ),
+    ],
+)
+def test_analyze_rejects_contradicting_runs(exp, ratios, loss, message):
+    v = exp.analyze([_record(0.1, ratios, loss)]).verdict
+    assert not v.supported and message in v.summary
+
+
+@pytest.mark.slow
+def test_tiny_run_shows_the_edge(exp):
+    # a 64-64-64-10 net on 500 digits: sharpening from 0.7×2/η, then hovering at the edge
+    cfg = exp.config(hidden="64,64", n_samples=500, lr=0.2, steps=250, every=25)
+    out = exp.run(cfg)
+    rec = RunRecord(vars(cfg), out.metrics, out.arrays)
+    a = exp.analyze([rec])
+    assert a.verdict.supported, a.verdict.summary
+    assert out.metrics["sharpness_initial"] < 0.8 * 2 / cfg.lr
+    assert out.metrics["hvps"] > 0 and out.metrics["lanczos_converged"]
