@@ -14,7 +14,7 @@ It also checks that every executor stored bit-identical results, and times a ``b
 the same runs split statically over ``--workers`` plain processes without the runner, the
 speed-up this machine allows at the moment (on a shared machine, other load lowers it).
 
-    python benchmarks/runner.py [--runs 16] [--workers 2] [--steps 1500] [--dim 256] [--repeat 3]
+    python benchmarks/runner.py [--runs 16] [--workers 2] [--steps 2000] [--dim 256] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -50,7 +50,7 @@ class BenchQuadratic(Experiment):
     class Config:
         dim: int = 256
         rhs: int = 64
-        steps: int = 1500
+        steps: int = 2000
         seed: int = 0
 
     quick_overrides: ClassVar[dict[str, Any]] = {}
@@ -138,7 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=16)
     parser.add_argument("--workers", type=int, default=2)
-    parser.add_argument("--steps", type=int, default=1500)
+    parser.add_argument("--steps", type=int, default=2000)
     parser.add_argument("--dim", type=int, default=256)
     parser.add_argument("--executors", default="sequential,process,ray")
     parser.add_argument("--repeat", type=int, default=3, help="sweeps per executor (best kept)")
