@@ -313,7 +313,7 @@ def _figures(
     from ..report import plots
 
     with plots.style():
-        fig, ax = plots.figure(width=6.2, height=4.0)
+        fig, ax = plots.figure(width=7.6, height=4.0)
         for i, opt in enumerate(sorted(medians, key=_order)):
             c = plots.color(i)
             dims = sorted(medians[opt])
@@ -361,7 +361,7 @@ def _figures(
         ax.set_xlabel("dimension d")
         ax.set_ylabel("iterations to within tol of the minimizer")
         ax.set_title("Octopus: iterations to the minimizer (median, IQR)")
-        ax.legend(ncols=2, loc="upper left")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return {"iterations_vs_dim": fig}
 
 
