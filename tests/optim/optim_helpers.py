@@ -1,4 +1,5 @@
-"""Helpers shared by the optimizer tests."""
+"""Helpers shared by the optimizer tests (a plain module, not a conftest: tests/conftest.py
+already owns that module name)."""
 
 import torch
 

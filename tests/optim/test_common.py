@@ -5,8 +5,8 @@ import copy
 
 import pytest
 import torch
+from optim_helpers import make_closure
 
-from conftest import make_closure
 from saddlescape import optim, problems
 from saddlescape.errors import ConfigError, DivergenceError, UnknownNameError
 

@@ -2,8 +2,8 @@
 
 import pytest
 import torch
+from optim_helpers import ESCAPERS, descend, nearest_kind
 
-from conftest import ESCAPERS, descend, nearest_kind
 from saddlescape import optim, problems
 
 ALL = ["gd", "pgd", "noisy", "pagd"]

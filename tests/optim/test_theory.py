@@ -6,8 +6,8 @@ import math
 
 import pytest
 import torch
+from optim_helpers import make_closure
 
-from conftest import make_closure
 from saddlescape import optim, problems
 from saddlescape.problems.networks import load_digits_tensors, make_loss, make_mlp
 
