@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from pathlib import Path
 from typing import Any
 
@@ -91,8 +92,12 @@ def summary_table(problem: Any, traj: Any) -> Table:
     table.add_row("gradient evaluations", str(traj.grad_evals))
     table.add_row("perturbations", str(traj.perturbations))
     table.add_row("final f", f"{traj.f:.10g}")
-    if problem.f_min is not None:
-        table.add_row("f − f_min", f"{traj.f - problem.f_min:.3g}")
+    if problem.f_min is not None and math.isfinite(problem.f_min):
+        gap = traj.f - problem.f_min
+        note = ""
+        if abs(gap) <= 1e-6 * max(1.0, abs(problem.f_min)):
+            note = "  (at the global minimum value)"
+        table.add_row("f − f_min", f"{gap:.3g}{note}")
     table.add_row("‖∇f‖", f"{traj.grad_norm:.3g}")
     nearest = traj.nearest(problem)
     if nearest is None:
@@ -101,7 +106,9 @@ def summary_table(problem: Any, traj: Any) -> Table:
         cp, dist = nearest
         xs = ", ".join(f"{v:.4g}" for v in cp.x.tolist()[:6]) + (", …" if cp.x.numel() > 6 else "")
         table.add_row("nearest critical point", f"{cp.kind} at ({xs}), f = {cp.value:.6g}")
-        table.add_row("distance to it", f"{dist:.3g}")
+        table.add_row(
+            "distance to it", f"{dist:.3g}  (of the {len(problem.critical_points)} listed)"
+        )
     x = traj.x.tolist()
     shown = ", ".join(f"{v:.6g}" for v in x[:6]) + (", …" if len(x) > 6 else "")
     table.add_row("final x", f"({shown})")
