@@ -132,7 +132,15 @@ def _widths(hidden: str) -> tuple[int, ...]:
 
 @register
 class CertifyNetwork(Experiment):
-    """Trained networks end at points without strong negative curvature (HVP certificates)."""
+    """Trained networks end at points without strong negative curvature (HVP certificates).
+
+    >>> from saddlescape import experiments
+    >>> exp = experiments.get("certify-network")
+    >>> cfg = exp.config(hidden="4", n_samples=100, steps=10, tau=1e-3)
+    >>> m = exp.run(cfg).metrics
+    >>> m["kind"] in ("minimum", "saddle", "degenerate", "not stationary"), m["n_params"]
+    (True, 310)
+    """
 
     name = "certify-network"
     claim = (

@@ -100,7 +100,14 @@ def _widths(hidden: str) -> tuple[int, ...]:
 
 @register
 class EdgeOfStability(Experiment):
-    """Sharpness under full-batch GD rises to ``2/η`` and hovers there (Cohen et al. 2021)."""
+    """Sharpness under full-batch GD rises to ``2/η`` and hovers there (Cohen et al. 2021).
+
+    >>> from saddlescape import experiments
+    >>> exp = experiments.get("edge-of-stability")
+    >>> out = exp.run(exp.config(hidden="16", n_samples=100, steps=20, every=10))
+    >>> out.arrays["steps"].tolist(), out.arrays["loss"].shape
+    ([0, 10, 20], (21,))
+    """
 
     name = "edge-of-stability"
     claim = (
@@ -113,7 +120,7 @@ class EdgeOfStability(Experiment):
         "occurs at the edge of stability', ICLR 2021 (arXiv 2103.00065)"
     )
     Config = EdgeOfStabilityConfig
-    quick_overrides: ClassVar[dict[str, Any]] = {"steps": 700, "every": 50}
+    quick_overrides: ClassVar[dict[str, Any]] = {"steps": 600, "every": 50}
     default_grid: ClassVar[dict[str, list[Any]]] = {"lr": [0.1, 0.4], "seed": [0]}
     quick_grid: ClassVar[dict[str, list[Any]]] = {"lr": [0.1, 0.4], "seed": [0]}
 

@@ -120,7 +120,14 @@ class SaddleEscapeConfig:
 
 @register
 class SaddleEscape(Experiment):
-    """GD needs exponential time in d on the octopus; perturbed GD polynomial time."""
+    """GD needs exponential time in d on the octopus; perturbed GD polynomial time.
+
+    >>> from saddlescape import experiments
+    >>> exp = experiments.get("saddle-escape")
+    >>> out = exp.run(exp.config(dim=2, optimizer="pgd", n_inits=2, max_iter=2000))
+    >>> out.metrics["arrived"], out.metrics["censored"], out.arrays["iterations"].shape
+    (2, 0, (2,))
+    """
 
     name = "saddle-escape"
     claim = (
