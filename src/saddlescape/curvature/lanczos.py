@@ -34,7 +34,9 @@ operator's dtype and back): reorthogonalization is then exact to ``1e-16`` and t
 attainable accuracy is set by the products themselves (float32 HVPs carry noise of about
 ``1e-7·‖H‖``). A single start vector finds one copy of a repeated eigenvalue only; a block
 of ``b ≥ multiplicity`` columns finds them all, so ``block_size`` defaults to ``k``. If the
-Krylov space becomes invariant (breakdown), a random vector orthogonal to it continues.
+Krylov space becomes invariant (breakdown), a random vector orthogonal to it continues;
+after a breakdown from a given ``v0`` (which may be an exact eigenvector and miss the wanted
+end), convergence also waits for the fresh segment's most wanted Ritz pair.
 
 >>> import torch
 >>> from saddlescape.curvature import DenseOperator, lanczos
@@ -301,6 +303,8 @@ def lanczos(
     # The basis lives in one preallocated buffer: Q = buf[:, :m] (no copies per step).
     buf = torch.empty(n, min(n, max_basis + b), dtype=f64, device=device)
     m = 0
+    fresh: int | None = None  # first column of the Krylov segment begun after a breakdown
+    suspicious = v0 is not None
     T = torch.zeros(0, 0, dtype=f64, device=device)
     hvps = iterations = restarts = 0
     scale = 0.0
@@ -334,6 +338,13 @@ def lanczos(
             res = torch.zeros_like(theta)
         else:
             P, B, broke = _orthonormalize(W, buf[:, :m], gen, scale)
+            if broke and suspicious:
+                # A breakdown from a random start is generic: the invariant subspace then
+                # holds every distinct eigenvalue the start touched, i.e. all of them. From
+                # a given v0 it may miss the wanted end: explore a fresh random segment.
+                fresh, suspicious = m, False
+            else:
+                broke = False
             # H Q = Q T + P C with C = [0 … 0 B]: the residual of (θ, Q s) is ‖C s‖.
             res = torch.linalg.vector_norm(B.cpu() @ S[m - bb :], dim=0)
             exhausted = P.shape[1] == 0
@@ -342,6 +353,14 @@ def lanczos(
         # At a breakdown the basis spans an invariant subspace: its Ritz pairs are exact
         # but may miss the wanted end of the spectrum, so go on with the fresh direction.
         converged = exhausted or (not broke and bool((res[idx] <= bound).all()))
+        if converged and fresh is not None and not exhausted:
+            # after a breakdown the old invariant subspace has zero residuals forever: also
+            # require the most wanted Ritz pair of the fresh Krylov segment to converge
+            own = S[fresh:].norm(dim=0) > 0.5
+            order = [i for i in _priority(theta, which).tolist() if own[i]]
+            if order:
+                b0 = tol * (scale if relative_to == "norm" else abs(float(theta[order[0]])))
+                converged = float(res[order[0]]) <= b0
         if converged or hvps >= max_hvps or (stop is not None and stop(theta, res, scale)):
             break
         if m + min(P.shape[1], n - m) > max_basis:  # thick restart (Wu & Simon 2000)
@@ -352,6 +371,7 @@ def lanczos(
             buf[:, :m] = kept
             T = torch.diag(theta[keep]).to(device)
             restarts += 1
+            fresh = None
             # the coupling of the pending block P to the kept Ritz vectors, C @ S_keep, is
             # recovered exactly by the next step's orthogonalization coefficients.
 

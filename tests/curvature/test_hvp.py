@@ -1,0 +1,64 @@
+"""Every HVP method against the dense Hessian, for functions and for models."""
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from saddlescape.curvature import HVP_METHODS, HessianOperator
+from saddlescape.errors import ConfigError
+
+
+def rosenbrock(x):
+    return (1 - x[:-1]).square().sum() + 100 * (x[1:] - x[:-1].square()).square().sum()
+
+
+@pytest.mark.parametrize("method", HVP_METHODS)
+def test_function_methods_match_dense(method):
+    x = torch.linspace(-1.2, 1.1, 6, dtype=torch.float64)
+    H = torch.func.hessian(rosenbrock)(x)
+    op = HessianOperator.from_function(rosenbrock, x, method=method)
+    assert op.method == method
+    V = torch.randn(6, 3, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    # central differences: O(h²) truncation, h ~ ε^{1/3} → about 1e-10 relative in float64
+    atol = 1e-12 if method != "finite_difference" else 1e-6 * float(H.abs().max())
+    assert torch.allclose(op.matmat(V), H @ V, atol=atol)
+    assert op.hvps == 3
+
+
+@pytest.mark.parametrize("method", HVP_METHODS)
+@pytest.mark.parametrize("batches", [1, 3])
+def test_model_methods_match_dense(method, batches):
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3)).double()
+    X = torch.randn(10, 4, dtype=torch.float64)
+    y = torch.randint(0, 3, (10,))
+    names = [n for n, _ in model.named_parameters()]
+    sizes = [p.numel() for p in model.parameters()]
+    shapes = [p.shape for p in model.parameters()]
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+
+    def f(t):
+        parts = {n: p.view(s) for n, p, s in zip(names, t.split(sizes), shapes, strict=False)}
+        return F.cross_entropy(torch.func.functional_call(model, parts, (X,)), y)
+
+    H = torch.func.hessian(f)(theta)
+    data = (X, y) if batches == 1 else list(zip(X.split(4), y.split(4), strict=False))  # 4, 4, 2
+    op = HessianOperator.from_model(model, F.cross_entropy, data, method=method)
+    v = torch.randn(theta.numel(), dtype=torch.float64)
+    atol = 1e-12 if method != "finite_difference" else 1e-7
+    assert torch.allclose(op.matvec(v), H @ v, atol=atol)
+
+
+def test_auto_and_unknown_method():
+    x = torch.ones(3, dtype=torch.float64)
+    assert HessianOperator.from_function(rosenbrock, x).method == "double_backward"
+    with pytest.raises(ConfigError, match="HVP method"):
+        HessianOperator.from_function(rosenbrock, x, method="magic")
+
+
+@pytest.mark.parametrize("method", HVP_METHODS)
+def test_linear_function_has_zero_hessian(method):
+    op = HessianOperator.from_function(lambda x: 3 * x.sum(), torch.ones(4), method=method)
+    assert torch.equal(op.matvec(torch.ones(4)), torch.zeros(4))
+    assert torch.allclose(op.gradient(), torch.full((4,), 3.0))
