@@ -335,6 +335,10 @@ class CertifyNetwork(Experiment):
                     f"{tag} ended with λ_min = {m['lambda_min']:.3g} < −τ = {-tau:.3g} "
                     f"(kind {m['kind']!r})"
                 )
+        if ok:
+            numbers["worst lambda_min/tau"] = min(
+                float(r.metrics["lambda_min"]) / float(r.metrics["tau"]) for r in ok
+            )
         if failed:
             problems.append(f"{failed} run(s) failed")
         if not ok:
@@ -358,7 +362,8 @@ class CertifyNetwork(Experiment):
         else:
             summary = (
                 f"Supported: every optimizer reached train accuracy ≥ {ACCURACY_MIN} and none "
-                f"ended with λ_min < −τ ({thresholds}; {sosp_txt}). Measured: {desc}."
+                f"ended with λ_min < −τ ({thresholds}; {sosp_txt}; most negative λ_min/τ = "
+                f"{numbers['worst lambda_min/tau']:.3g}). Measured: {desc}."
             )
         verdict = Verdict(not problems, summary, numbers)
         return Analysis(rows, verdict, _figures(ok))
