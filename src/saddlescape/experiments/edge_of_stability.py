@@ -27,6 +27,11 @@ claim is supported when every run reaches the edge, every later measurement stay
 band, and the loss keeps decreasing overall after the edge (final loss below the loss at
 the edge) while going up at least once (non-monotone). A run whose sharpness never reaches
 ``0.9·2/η`` (too small η, too few steps) or leaves the band fails it.
+
+Measured (2026-11-28, full run, seed 0): η = 0.1 — sharpness 11.53 at step 0, reaches the
+band at step 400, then 0.97–1.10 × 2/η to step 1,500, loss 0.160 → 0.135; η = 0.4 — in
+the band from step 100 on at 1.13–1.21 × 2/η, loss 0.174 → 0.074. On small subsets (300
+digits) the sharpness hovers higher, up to 1.36 × 2/η at η = 0.4.
 """
 
 from __future__ import annotations

@@ -47,6 +47,11 @@ dimension above the last uncensored one is censored too. Its polynomial half hol
 PGD is uncensored at every d and its log-log slope (``log median`` against ``log d``) is
 ≤ ``PGD_SLOPE_MAX`` = 2 (THEORY.md: ≈ 1.1 over d = 2…10). The other optimizers' growth
 factors and slopes are reported, not judged.
+
+Measured (2026-11-28, full grid, 9 starts, seed 0): median steps for d = 2…10 — GD 250,
+806, 3192, 11356 (3 of 9 frozen), then every run frozen for d ≥ 6 (×3.61 per dimension);
+PGD 216, 335, 472, 591, 704, 857, 1009, 1154, 1275 (×1.24, log-log slope 1.11); noisy GD
+slope 1.14; PAGD 1.43; cubic Newton 66 → 335 steps, slope 1.02.
 """
 
 from __future__ import annotations
