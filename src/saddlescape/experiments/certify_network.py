@@ -370,7 +370,7 @@ class CertifyNetwork(Experiment):
 
 
 def _figures(records: Sequence[RunRecord]) -> dict[str, Any]:
-    from ..report import plots
+    from .. import plotting as plots
 
     with plots.style():
         fig, (ax_l, ax_e) = plots.figure(ncols=2, width=9.2, height=3.6)

@@ -222,7 +222,7 @@ def _ordered(by: dict[str, Any]) -> list[str]:
 
 
 def _figures(by: dict[str, dict[int, list[float]]], fits: dict[str, dict[str, float]]) -> dict:
-    from ..report import plots
+    from .. import plotting as plots
 
     with plots.style():
         fig, ax = plots.figure(width=6.4, height=3.8)

@@ -298,7 +298,7 @@ def _summarize(
 
 
 def _figures(records: Sequence[RunRecord]) -> dict[str, Any]:
-    from ..report import plots
+    from .. import plotting as plots
 
     with plots.style():
         fig_s, ax_s = plots.figure(width=6.0)

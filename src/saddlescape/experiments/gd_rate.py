@@ -258,7 +258,7 @@ def _beta_slope(rows: list[tuple[float, np.ndarray, np.ndarray, np.ndarray]]) ->
 def _figures(by_problem: dict[str, list]) -> dict[str, Any]:
     from matplotlib.ticker import ScalarFormatter
 
-    from ..report import plots
+    from .. import plotting as plots
 
     names = sorted(by_problem)
     with plots.style():

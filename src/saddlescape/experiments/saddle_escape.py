@@ -322,7 +322,7 @@ def _figures(
     cells: dict[tuple[str, int], list[np.ndarray]],
     caps: dict[tuple[str, int], int],
 ) -> dict[str, Any]:
-    from ..report import plots
+    from .. import plotting as plots
 
     with plots.style():
         fig, ax = plots.figure(width=7.6, height=4.0)

@@ -326,7 +326,7 @@ def _perturbed(
 def _figures(runs: Sequence[RunRecord]) -> dict[str, Any]:
     from matplotlib.colors import ListedColormap
 
-    from ..report import plots
+    from .. import plotting as plots
 
     runs = [r for r in runs if np.asarray(r.arrays["basin"]).size]
     if not runs:

@@ -256,7 +256,7 @@ class StepSize(Experiment):
 
 
 def _figures(series: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
-    from ..report import plots
+    from .. import plotting as plots
 
     with plots.style():
         fig, (ax1, ax2) = plots.figure(ncols=2, height=3.4)

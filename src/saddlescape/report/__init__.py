@@ -1,6 +1,6 @@
 """The HTML report: :func:`write_report` reads stored runs, analyzes each experiment and
 writes a self-contained ``index.html`` with its figures (see :mod:`.html`); the shared plot
-style is in :mod:`.plots`."""
+style is in :mod:`saddlescape.plotting`."""
 
 from .html import ExperimentSection, build_sections, render_html, write_report
 

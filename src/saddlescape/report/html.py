@@ -22,10 +22,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import plotting as plots
 from ..experiments import RunRecord, Verdict
 from ..experiments import get as get_experiment
 from ..experiments import names as experiment_names
-from . import plots
 
 STORE_FILENAME = "runs.sqlite"
 

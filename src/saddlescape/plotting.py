@@ -5,7 +5,7 @@ every plot of the report has the same fonts, colours and grid. Figures are plain
 :class:`matplotlib.figure.Figure` objects attached to an Agg canvas: no GUI, no global
 pyplot state, nothing to close.
 
->>> from saddlescape.report import plots
+>>> from saddlescape import plotting as plots
 >>> with plots.style():
 ...     fig, ax = plots.figure()
 ...     _ = ax.plot([1, 2, 3], [1, 4, 9], color=plots.color(0))
