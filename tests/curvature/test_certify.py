@@ -102,3 +102,31 @@ def test_bad_thresholds():
         certify(f, x, eps=-1.0, tau=1.0)
     with pytest.raises(ConfigError, match="needs the point"):
         certify(f, eps=1e-3, tau=1.0)
+
+
+def test_loose_tolerance_cannot_flip_the_one_sided_decision():
+    # network-like spectrum: ‖H‖ = 3.3, λ_min = −7.9e-3 ≈ 2.4·τ with τ = 1e-3·‖H‖; the
+    # residual criterion tol·‖H‖ alone would accept λ_min ≈ 0 long before the negative
+    # cluster is found (regression: it answered "no" after 9 products)
+    g = torch.Generator().manual_seed(0)
+    ev = torch.cat(
+        [
+            torch.tensor([-7.9e-3]),
+            -7e-3 * torch.rand(40, generator=g),
+            0.05 * torch.rand(250, generator=g),
+            torch.linspace(0.2, 3.3, 9),
+        ]
+    ).double()
+    Q, _ = torch.linalg.qr(torch.randn(300, 300, generator=g, dtype=torch.float64))
+    op = DenseOperator((Q * ev) @ Q.T)
+    for seed in range(3):
+        nc = has_negative_curvature(op, tau=3.3e-3, tol=1e-3, seed=seed)
+        assert nc.negative is True, nc
+    c = certify(
+        HessianOperator.from_function(
+            lambda x: 0.5 * x @ op.matrix @ x, torch.zeros(300, dtype=torch.float64)
+        ),
+        eps=1e-6,
+        tau=3.3e-3,
+    )
+    assert c.kind == "saddle"

@@ -26,8 +26,10 @@ An ε-SOSP in Jin et al.'s sense is a point that is not "not stationary" and has
 and ``θ_max ≤ λ_max`` at every step. So ``θ_min < −τ`` *proves* ``λ_min < −τ`` and the
 one-sided question stops at once (:func:`has_negative_curvature`); likewise a saddle is
 proven as soon as ``θ_min < −τ`` and ``θ_max > τ``. Deciding ``λ_min ≥ −τ`` needs convergence:
-Lanczos then runs to its tolerance (the eigenvalue estimates are within their residuals,
-``|λ − θ| ≤ ‖r‖``). For an early decision the reported ``lambda_min``/``lambda_max`` are the
+Lanczos then runs until each extreme Ritz value has residual ``≤ tol·‖H‖`` *and* at most half
+its distance to the thresholds ``±τ`` (the eigenvalue estimates are within their residuals,
+``|λ − θ| ≤ ‖r‖``, so a loose tolerance cannot flip the decision).
+For an early decision the reported ``lambda_min``/``lambda_max`` are the
 Ritz values at that moment (upper/lower bounds of the true ones).
 
 >>> import torch
@@ -98,20 +100,20 @@ def has_negative_curvature(
     """
     t0 = time.perf_counter()
     tau = check_positive("tau", tau, allow_zero=True)
-    r = lanczos(
-        op,
-        k=1,
-        which="smallest",
-        tol=tol,
-        max_hvps=max_hvps,
-        seed=seed,
-        v0=v0,
-        stop=lambda theta, res, scale: float(theta.min()) < -tau,
-    )
+    decided = [False]
+
+    def stop(theta: torch.Tensor, res: torch.Tensor, scale: float) -> bool:
+        i = int(torch.argmin(theta))
+        if float(theta[i]) < -tau:
+            return True
+        decided[0] = _settled(float(theta[i]), float(res[i]), (-tau,), tol, scale)
+        return decided[0]
+
+    r = lanczos(op, k=1, which="smallest", tol=0.0, max_hvps=max_hvps, seed=seed, v0=v0, stop=stop)
     lam = float(r.eigenvalues[0])
     if lam < -tau:
         negative: bool | None = True
-    elif r.converged:
+    elif decided[0] or r.converged:
         negative = False
     else:
         negative = None
@@ -165,6 +167,17 @@ class Certificate:
             f"λ_min = {self.lambda_min:.6g}, λ_max = {self.lambda_max:.6g} (τ = {self.tau:.3g}); "
             f"{self.hvps} HVPs, {self.seconds:.3g} s"
         )
+
+
+def _settled(
+    theta: float, res: float, thresholds: tuple[float, ...], tol: float, scale: float
+) -> bool:
+    """Is the Ritz value ``theta`` (residual ``res``) accurate enough to place its eigenvalue
+    relative to each threshold? Needs ``res ≤ tol·scale`` and ``res ≤ ½·|theta − t|`` for
+    every threshold ``t`` (the residual bounds the eigenvalue error), so a tolerance that is
+    loose compared with ``τ`` cannot flip a decision."""
+    floor = 1e-13 * max(scale, 1e-300)
+    return res <= tol * scale and all(res <= max(0.5 * abs(theta - t), floor) for t in thresholds)
 
 
 def _tau(eps: float, rho: float | None, tau: float | None) -> tuple[float, float | None]:
@@ -225,19 +238,24 @@ def certify(
         )
     grad_norm = float(torch.linalg.vector_norm(op.gradient().double()))
     hvps0 = op.hvps
+    settled = [False]
+
+    def stop(th: torch.Tensor, res: torch.Tensor, scale: float) -> bool:
+        lo, hi = int(torch.argmin(th)), int(torch.argmax(th))
+        if float(th[lo]) < -tau_ and float(th[hi]) > tau_:
+            return True  # a strict saddle, proven by interlacing
+        ends = ((lo, float(th[lo]) < -tau_), (hi, float(th[hi]) > tau_))
+        settled[0] = all(
+            _settled(float(th[i]), float(res[i]), (-tau_, tau_), tol, scale) for i, _ in ends
+        )
+        return settled[0]
+
     r = lanczos(
-        op,
-        k=1,
-        which="both",
-        tol=tol,
-        max_hvps=max_hvps,
-        seed=seed,
-        block_size=1,
-        stop=lambda th, res, scale: float(th.min()) < -tau_ and float(th.max()) > tau_,
+        op, k=1, which="both", tol=0.0, max_hvps=max_hvps, seed=seed, block_size=1, stop=stop
     )
     lmin, lmax = float(r.eigenvalues[0]), float(r.eigenvalues[-1])
     kind = classify(grad_norm, lmin, lmax, eps, tau_)
-    decided = r.converged or (lmin < -tau_ and lmax > tau_)
+    decided = r.converged or settled[0] or (lmin < -tau_ and lmax > tau_)
     return Certificate(
         kind=kind,
         grad_norm=grad_norm,
