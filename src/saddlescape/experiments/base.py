@@ -140,9 +140,7 @@ def make_config(config_cls: type, values: Mapping[str, Any], where: str) -> Any:
     kwargs = {}
     for key, value in values.items():
         if key not in fields:
-            raise ConfigError(
-                f"{where}: unknown config key {key!r} (keys: {', '.join(fields)})"
-            )
+            raise ConfigError(f"{where}: unknown config key {key!r} (keys: {', '.join(fields)})")
         kwargs[key] = coerce(value, fields[key].type, key, where)
     config = config_cls(**kwargs)
     validate = getattr(config, "validate", None)

@@ -27,5 +27,3 @@ def get(name: str) -> Experiment:
         return _REGISTRY[name]()
     except KeyError:
         raise UnknownNameError("experiment", name, _REGISTRY) from None
-
-
