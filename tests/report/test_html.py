@@ -10,8 +10,9 @@ from html.parser import HTMLParser
 import numpy as np
 import pytest
 
+from saddlescape import plotting as plots
 from saddlescape.experiments import Analysis, Experiment, RunOutput, RunRecord, Verdict, registry
-from saddlescape.report import build_sections, plots, write_report
+from saddlescape.report import build_sections, write_report
 from saddlescape.report.html import fmt
 
 
