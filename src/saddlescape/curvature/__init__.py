@@ -9,52 +9,44 @@ from .certify import (
     certify_model,
     has_negative_curvature,
 )
+from .density import SpectralDensity, plot_spectral_density, spectral_density
 from .hvp import METHODS as HVP_METHODS
 from .lanczos import EigenResult, lanczos
 from .operators import DenseOperator, HessianOperator, SymmetricOperator
 from .power import power_iteration
+from .smoothness import (
+    HessianLipschitzResult,
+    SmoothnessResult,
+    hessian_lipschitz,
+    smoothness,
+    suggest_lr,
+)
+from .trace import TraceResult, trace
+from .tracker import SharpnessRecord, SharpnessTracker
 
 __all__ = [
     "HVP_METHODS",
     "Certificate",
     "DenseOperator",
     "EigenResult",
+    "HessianLipschitzResult",
     "HessianOperator",
     "NegativeCurvature",
+    "SharpnessRecord",
+    "SharpnessTracker",
+    "SmoothnessResult",
+    "SpectralDensity",
     "SymmetricOperator",
+    "TraceResult",
     "certify",
     "certify_model",
     "has_negative_curvature",
+    "hessian_lipschitz",
     "lanczos",
+    "plot_spectral_density",
     "power_iteration",
+    "smoothness",
+    "spectral_density",
+    "suggest_lr",
+    "trace",
 ]
-
-# Modules written alongside this package; each is exported once it exists.
-try:
-    from .trace import *  # noqa: F403
-    from .trace import __all__ as _trace_all
-
-    __all__ += list(_trace_all)
-except ImportError:  # pragma: no cover - module not written yet
-    pass
-try:
-    from .density import *  # noqa: F403
-    from .density import __all__ as _density_all
-
-    __all__ += list(_density_all)
-except ImportError:  # pragma: no cover
-    pass
-try:
-    from .smoothness import *  # noqa: F403
-    from .smoothness import __all__ as _smoothness_all
-
-    __all__ += list(_smoothness_all)
-except ImportError:  # pragma: no cover
-    pass
-try:
-    from .tracker import *  # noqa: F403
-    from .tracker import __all__ as _tracker_all
-
-    __all__ += list(_tracker_all)
-except ImportError:  # pragma: no cover
-    pass

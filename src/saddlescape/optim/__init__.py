@@ -7,6 +7,7 @@ by its short name (``names()``); ``run(problem, name, steps)`` runs one trajecto
 """
 
 from .base import SaddleOptimizer
+from .cubic_newton import CubicNewton
 from .gd import GD
 from .noisy_gd import NoisyGD
 from .perturbations import gaussian, uniform_ball, uniform_sphere
@@ -17,6 +18,7 @@ from .trajectory import Trajectory, nearest_critical_point, run
 
 __all__ = [
     "GD",
+    "CubicNewton",
     "NoisyGD",
     "PerturbedAGD",
     "PerturbedAGDTheory",
@@ -33,10 +35,3 @@ __all__ = [
     "uniform_ball",
     "uniform_sphere",
 ]
-
-try:  # written separately; optional until it lands
-    from .cubic_newton import CubicNewton
-
-    __all__ += ["CubicNewton"]
-except ImportError:  # pragma: no cover
-    pass
