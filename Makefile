@@ -36,7 +36,7 @@ reproduce-full: $(STAMP)
 test: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
 	$(BIN)/ruff format --check src tests benchmarks
-	$(BIN)/python -m pytest -q -p no:cacheprovider
+	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --timeout=900
 
 lint: $(STAMP)
 	$(BIN)/ruff check src tests benchmarks
