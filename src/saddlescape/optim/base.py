@@ -36,6 +36,36 @@ ParamsT = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 __all__ = ["Closure", "ParamsT", "SaddleOptimizer"]
 
 
+def _theory_inputs(
+    params: list[Any],
+    batched: bool,
+    smoothness: float,
+    hessian_lipschitz: float,
+    eps: float,
+    delta: float,
+    f_gap: float,
+    c: float,
+) -> tuple[int, float, float, float, float, float, float]:
+    """Checked constants of a ``from_theory`` (ℓ, ρ, ε, δ ∈ (0, 1), Δf, c) and the problem
+    dimension d: the number of parameters (per run when ``batched``)."""
+    ell = check_positive("smoothness", smoothness)
+    rho = check_positive("hessian_lipschitz", hessian_lipschitz)
+    eps = check_positive("eps", eps)
+    delta = check_positive("delta", delta)
+    if delta >= 1:
+        raise ConfigError(f"delta must be in (0, 1), got {delta!r}")
+    f_gap = check_positive("f_gap", f_gap)
+    c = check_positive("c", c)
+    dim = 0
+    for item in params:
+        ps = item["params"] if isinstance(item, dict) else [item]
+        ps = [ps] if isinstance(ps, torch.Tensor) else ps
+        for p in ps:
+            n = p.numel()
+            dim += n // p.shape[0] if batched and p.ndim else n
+    return dim, ell, rho, eps, delta, f_gap, c
+
+
 class SaddleOptimizer(Optimizer):
     """Base class: RNG in the state dict, batched runs, counters, divergence checks.
 
@@ -112,6 +142,41 @@ class SaddleOptimizer(Optimizer):
         """Per-group state (perturbation counts per run); subclasses extend it."""
         p = group["params"][0]
         return {"perturbations": torch.zeros(self.runs or 1, dtype=torch.long, device=p.device)}
+
+    # ------------------------------------------------------------------ perturbation clock
+    # Shared by the methods that perturb when ‖∇f‖ ≤ g_thres and no perturbation happened in
+    # the last t_thres steps (Jin et al. 2017, Algorithm 2; Jin, Netrapalli, Jordan 2018).
+    @staticmethod
+    def _validate_perturbation(group: dict[str, Any]) -> None:
+        """Check ``radius``, ``grad_threshold`` and ``interval`` (t_thres) of a group."""
+        check_positive("radius", group["radius"])
+        check_positive("grad_threshold", group["grad_threshold"], allow_zero=True)
+        group["interval"] = check_int("interval", group["interval"], minimum=0)
+
+    def _clock_state(self, group: dict[str, Any], clock: str) -> dict[str, Any]:
+        """Step count ``t``, perturbation counts and the step of the last perturbation
+        (key ``clock``), set to −t_thres − 1 so that the first test t − clock > t_thres
+        passes."""
+        p = group["params"][0]
+        b = self.runs or 1
+        return {
+            "t": 0,
+            "perturbations": torch.zeros(b, dtype=torch.long, device=p.device),
+            clock: torch.full((b,), -int(group["interval"]) - 1, device=p.device),
+        }
+
+    @staticmethod
+    def _perturb_due(group: dict[str, Any], sq: torch.Tensor, since: torch.Tensor) -> torch.Tensor:
+        """Per-run mask of ‖∇f‖² ≤ g_thres² and ``since`` (steps since the last
+        perturbation) > t_thres."""
+        g_thres = float(group["grad_threshold"])
+        return (sq <= g_thres * g_thres) & (since > group["interval"])
+
+    def _check_finite(self, loss: torch.Tensor) -> None:
+        """Raise DivergenceError unless the loss and every group's gradient are finite."""
+        sqs = [self._sq_norms(self._grads(g)) for g in self.param_groups]
+        if not bool(torch.stack([s.sum() for s in sqs] + [loss.sum()]).isfinite().all()):
+            self._raise_divergence(loss, sqs)
 
     # ------------------------------------------------------------------ counters
     @property

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, check_int, check_positive
-from .base import Closure, ParamsT, SaddleOptimizer
+from ..errors import ConfigError, check_positive
+from .base import Closure, ParamsT, SaddleOptimizer, _theory_inputs
 
 __all__ = ["PerturbedAGD", "PerturbedAGDTheory"]
 
@@ -126,21 +126,9 @@ class PerturbedAGD(SaddleOptimizer):
         κ = ℓ/√(ρε), η = 1/(4ℓ), θ = 1/(4√κ), γ = θ²/η, s = γ/(4ρ); and (unverified
         restatement) χ = max{1, ln(dℓΔf/(ρεδ))}, 𝒯 = ⌈√κ·χ·c⌉, r = η·ε·χ^{-5}·c^{-8}."""
         params = list(params)
-        ell = check_positive("smoothness", smoothness)
-        rho = check_positive("hessian_lipschitz", hessian_lipschitz)
-        eps = check_positive("eps", eps)
-        delta = check_positive("delta", delta)
-        if delta >= 1:
-            raise ConfigError(f"delta must be in (0, 1), got {delta!r}")
-        f_gap = check_positive("f_gap", f_gap)
-        c = check_positive("c", c)
-        dim = 0
-        for item in params:
-            ps = item["params"] if isinstance(item, dict) else [item]
-            ps = [ps] if isinstance(ps, torch.Tensor) else ps
-            for p in ps:
-                n = p.numel()
-                dim += n // p.shape[0] if kwargs.get("batched") and p.ndim else n
+        dim, ell, rho, eps, delta, f_gap, c = _theory_inputs(
+            params, bool(kwargs.get("batched")), smoothness, hessian_lipschitz, eps, delta, f_gap, c
+        )
         kappa = ell / math.sqrt(rho * eps)
         lr = 1 / (4 * ell)
         theta = 1 / (4 * math.sqrt(kappa))
@@ -187,17 +175,13 @@ class PerturbedAGD(SaddleOptimizer):
             raise ConfigError(f"theta must be in (0, 1], got {theta!r}")
         check_positive("gamma", group["gamma"], allow_zero=True)
         check_positive("s", group["s"])
-        check_positive("radius", group["radius"])
-        check_positive("grad_threshold", group["grad_threshold"], allow_zero=True)
-        group["interval"] = check_int("interval", group["interval"], minimum=0)
+        self._validate_perturbation(group)
 
     def _init_group_state(self, group: dict[str, Any]) -> dict[str, Any]:
         p = group["params"][0]
         b = self.runs or 1
         return {
-            "t": 0,
-            "perturbations": torch.zeros(b, dtype=torch.long, device=p.device),
-            "t_perturb": torch.full((b,), -int(group["interval"]) - 1, device=p.device),
+            **self._clock_state(group, "t_perturb"),
             "nce": torch.zeros(b, dtype=torch.long, device=p.device),
             "v_zero": True,
         }
@@ -215,11 +199,6 @@ class PerturbedAGD(SaddleOptimizer):
             state["x"] = torch.empty_like(p)
         return state["v"], state["x"]
 
-    def _check(self, loss: torch.Tensor) -> None:
-        sqs = [self._sq_norms(self._grads(g)) for g in self.param_groups]
-        if not bool(torch.stack([s.sum() for s in sqs] + [loss.sum()]).isfinite().all()):
-            self._raise_divergence(loss, sqs)
-
     @torch.no_grad()
     def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
         """One PAGD iteration; returns f(x_t) before any perturbation."""
@@ -229,8 +208,7 @@ class PerturbedAGD(SaddleOptimizer):
         flags, sqs, masks = [loss_x.isfinite().all()], [], []
         for group, st in groups:
             sq = self._sq_norms(self._grads(group))
-            eps = float(group["grad_threshold"])
-            mask = (sq <= eps * eps) & (st["t"] - st["t_perturb"] > group["interval"])
+            mask = self._perturb_due(group, sq, st["t"] - st["t_perturb"])
             sqs.append(sq)
             masks.append(mask)
             flags += [sq.isfinite().all(), mask.any()]
@@ -245,7 +223,7 @@ class PerturbedAGD(SaddleOptimizer):
                     st["t_perturb"] = torch.where(mask, st["t"], st["t_perturb"])
                     st["perturbations"] += mask
             loss_x = self._evaluate(closure)
-            self._check(loss_x)
+            self._check_finite(loss_x)
         # x_t into the buffer, parameters to y_t = x_t + (1 − θ)v_t
         need_y = not all(st["v_zero"] for st in self.group_states)
         for group in self.param_groups:
@@ -256,7 +234,7 @@ class PerturbedAGD(SaddleOptimizer):
                     p.add_(v, alpha=1 - group["theta"])
         if need_y:
             loss_y = self._evaluate(closure)
-            self._check(loss_y)
+            self._check_finite(loss_y)
         else:
             loss_y = loss_x
         # the NCE test, per run

@@ -9,8 +9,8 @@ from typing import Any, Literal
 
 import torch
 
-from ..errors import ConfigError, check_int, check_positive
-from .base import Closure, ParamsT, SaddleOptimizer
+from ..errors import ConfigError, check_positive
+from .base import Closure, ParamsT, SaddleOptimizer, _theory_inputs
 
 __all__ = ["PerturbedGD", "PerturbedGDTheory"]
 
@@ -158,21 +158,9 @@ class PerturbedGD(SaddleOptimizer):
         (:class:`PerturbedGDTheory`).
         """
         params = list(params)
-        ell = check_positive("smoothness", smoothness)
-        rho = check_positive("hessian_lipschitz", hessian_lipschitz)
-        eps = check_positive("eps", eps)
-        delta = check_positive("delta", delta)
-        if delta >= 1:
-            raise ConfigError(f"delta must be in (0, 1), got {delta!r}")
-        f_gap = check_positive("f_gap", f_gap)
-        c = check_positive("c", c)
-        dim = 0
-        for item in params:
-            ps = item["params"] if isinstance(item, dict) else [item]
-            ps = [ps] if isinstance(ps, torch.Tensor) else ps
-            for p in ps:
-                n = p.numel()
-                dim += n // p.shape[0] if kwargs.get("batched") and p.ndim else n
+        dim, ell, rho, eps, delta, f_gap, c = _theory_inputs(
+            params, bool(kwargs.get("batched")), smoothness, hessian_lipschitz, eps, delta, f_gap, c
+        )
         if variant == "jin2017":
             chi = 3.0 * max(math.log(dim * ell * f_gap / (c * eps**2 * delta)), 4.0)
             lr = c / ell
@@ -224,9 +212,7 @@ class PerturbedGD(SaddleOptimizer):
     # ------------------------------------------------------------------ state
     def _validate_group(self, group: dict[str, Any]) -> None:
         check_positive("lr", group["lr"])
-        check_positive("radius", group["radius"])
-        check_positive("grad_threshold", group["grad_threshold"], allow_zero=True)
-        group["interval"] = check_int("interval", group["interval"], minimum=0)
+        self._validate_perturbation(group)
         if group["f_threshold"] is not None:
             check_positive("f_threshold", group["f_threshold"], allow_zero=True)
 
@@ -234,10 +220,7 @@ class PerturbedGD(SaddleOptimizer):
         p = group["params"][0]
         b = self.runs or 1
         return {
-            "t": 0,
-            "perturbations": torch.zeros(b, dtype=torch.long, device=p.device),
-            # t_noise = −t_thres − 1 so that the first test t − t_noise > t_thres passes
-            "t_noise": torch.full((b,), -int(group["interval"]) - 1, device=p.device),
+            **self._clock_state(group, "t_noise"),
             "f_tilde": torch.zeros(b, dtype=p.dtype, device=p.device),
             "converged": torch.zeros(b, dtype=torch.bool, device=p.device),
             "any_converged": False,
@@ -267,8 +250,7 @@ class PerturbedGD(SaddleOptimizer):
             sqs.append(sq)
             active = ~st["converged"]
             since = st["t"] - st["t_noise"]
-            g_thres = float(group["grad_threshold"])
-            perturb = (sq <= g_thres * g_thres) & (since > group["interval"]) & active
+            perturb = self._perturb_due(group, sq, since) & active
             if group["f_threshold"] is not None:
                 stop = (
                     (since == group["interval"])
@@ -294,10 +276,7 @@ class PerturbedGD(SaddleOptimizer):
                 self._perturb(group, st, perturb, loss)
         if any_perturb:  # the gradient step uses ∇f at the perturbed point
             loss = self._evaluate(closure)
-            sqs = [self._sq_norms(self._grads(g)) for g in self.param_groups]
-            finite = torch.stack([s.sum() for s in sqs] + [loss.sum()]).isfinite().all()
-            if not bool(finite):
-                self._raise_divergence(loss, sqs)
+            self._check_finite(loss)
         for group, st in groups:
             grads = self._grads(group)
             if st["any_converged"]:
