@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="saddlescape",
@@ -43,3 +46,15 @@ def parse_vector(text: str, option: str) -> list[float]:
     if not values:
         raise ConfigError(f"{option} must not be empty")
     return values
+
+
+def format_vector(x: Any, head: int = 4, tail: int = 2, digits: int = 4) -> str:
+    """``(a, b, c, …, y, z)  [d=n]`` for vectors longer than ``head + tail + 1`` entries,
+    each shown with ``digits`` significant digits; escaped for rich markup."""
+    flat = x.reshape(-1)
+    n = flat.numel()
+    if n <= head + tail + 1:
+        return "(" + ", ".join(f"{float(v):.{digits}g}" for v in flat) + ")"
+    parts = [f"{float(v):.{digits}g}" for v in flat[:head]] + ["…"]
+    parts += [f"{float(v):.{digits}g}" for v in flat[n - tail :]]
+    return escape("(" + ", ".join(parts) + f")  [d={n}]")

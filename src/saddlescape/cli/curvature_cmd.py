@@ -17,12 +17,11 @@ from typing import Any
 
 import torch
 import typer
-from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ConfigError
 from ..problems import Problem
-from ._app import app, console, parse_vector
+from ._app import app, console, format_vector, parse_vector
 from .problems_cmd import build_problem
 
 _AT = typer.Option(None, "--at", help="The point, comma-separated: x1,x2,...")
@@ -60,17 +59,6 @@ def resolve_point(
         )
     cp = cps[index]
     return cp.x.detach().to(torch.float64), f"critical point {index} (listed as {cp.kind})"
-
-
-def format_vector(x: torch.Tensor, head: int = 4, tail: int = 2) -> str:
-    """``(a, b, c, …, y, z)  [d=n]`` for long vectors."""
-    flat = x.reshape(-1)
-    n = flat.numel()
-    if n <= head + tail + 1:
-        return "(" + ", ".join(f"{float(v):.4g}" for v in flat) + ")"
-    parts = [f"{float(v):.4g}" for v in flat[:head]] + ["…"]
-    parts += [f"{float(v):.4g}" for v in flat[n - tail :]]
-    return escape("(" + ", ".join(parts) + f")  [d={n}]")
 
 
 @app.command("certify")

@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..problems import KINDS, Problem, get, names, parameters
 from ..problems.registry import dimension_parameter
 from ..runner.config import parse_sets
-from ._app import app, console
+from ._app import app, console, format_vector
 
 #: Dense Hessians (for the eigenvalue range of each critical point) up to this dimension.
 DENSE_HESSIAN_MAX_DIM = 200
@@ -133,7 +133,9 @@ def critical_point_table(problem: Problem) -> Table:
             lo, hi = _fmt(float(ev[0])), _fmt(float(ev[-1]))
         else:
             lo = hi = f"skipped (dim > {DENSE_HESSIAN_MAX_DIM})"
-        table.add_row(str(i), point.kind, _fmt(point.value), _fmt_vector(point.x), lo, hi)
+        table.add_row(
+            str(i), point.kind, _fmt(point.value), format_vector(point.x, head=3, digits=6), lo, hi
+        )
     if not problem.critical_points:
         table.caption = "no critical points are known for this problem"
     elif dense:
@@ -171,13 +173,3 @@ def _fmt(value: float | None) -> str:
 
 def _fmt_param(value: object) -> str:
     return _fmt(value) if isinstance(value, float) else str(value)
-
-
-def _fmt_vector(x: Any, head: int = 3, tail: int = 2) -> str:
-    flat = x.reshape(-1)
-    n = flat.numel()
-    if n <= head + tail + 1:
-        return "(" + ", ".join(f"{float(v):.6g}" for v in flat) + ")"
-    shown = [f"{float(v):.6g}" for v in flat[:head]] + ["…"]
-    shown += [f"{float(v):.6g}" for v in flat[n - tail :]]
-    return "(" + ", ".join(shown) + f")  [d={n}]"
