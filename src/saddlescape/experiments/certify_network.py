@@ -58,6 +58,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, check_int, check_positive
+from ._common import mlp_widths
 from .base import Analysis, Experiment, RunOutput, RunRecord, Verdict
 from .registry import register
 
@@ -121,13 +122,7 @@ class CertifyNetworkConfig:
 
 
 def _widths(hidden: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(p) for p in hidden.replace(" ", "").split(",") if p)
-    except ValueError:
-        raise ConfigError(f"hidden must be widths like '32' or '64,64', got {hidden!r}") from None
-    if not widths or min(widths) < 1:
-        raise ConfigError(f"hidden must be positive widths like '32', got {hidden!r}")
-    return (64, *widths, 10)
+    return mlp_widths(hidden, "'32' or '64,64'")
 
 
 @register

@@ -46,6 +46,7 @@ import numpy as np
 import torch
 
 from ..errors import ConfigError, DivergenceError, check_int, check_positive
+from ._common import mlp_widths
 from .base import Analysis, Experiment, RunOutput, RunRecord, Verdict
 from .registry import register
 
@@ -94,13 +95,7 @@ class EdgeOfStabilityConfig:
 
 
 def _widths(hidden: str) -> tuple[int, ...]:
-    try:
-        widths = tuple(int(p) for p in hidden.replace(" ", "").split(",") if p)
-    except ValueError:
-        raise ConfigError(f"hidden must be widths like '200,200', got {hidden!r}") from None
-    if not widths or min(widths) < 1:
-        raise ConfigError(f"hidden must be positive widths like '200,200', got {hidden!r}")
-    return (64, *widths, 10)
+    return mlp_widths(hidden, "'200,200'")
 
 
 @register
