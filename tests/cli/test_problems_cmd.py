@@ -70,3 +70,9 @@ def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
     assert code == 2
     assert message in " ".join(err.split())
     assert "Traceback" not in err and out == ""
+
+
+def test_long_points_are_abbreviated_with_their_dimension(capsys):
+    code, out, _ = run(capsys, "quadratic-saddle", "--dim", "10")
+    assert code == 0
+    assert "…" in out and "[d=10]" in out
