@@ -76,3 +76,10 @@ def test_long_points_are_abbreviated_with_their_dimension(capsys):
     code, out, _ = run(capsys, "quadratic-saddle", "--dim", "10")
     assert code == 0
     assert "…" in out and "[d=10]" in out
+
+
+def test_problem_without_critical_points_says_so(capsys):
+    code, out, _ = run(capsys, "power-tail", "--set", "p=1.5")
+    assert code == 0
+    assert "ℓ=1.5" in out and "ρ=3.75" in out and "f_min=0" in out
+    assert "power-tail lists no critical points" in out and "┏" not in out

@@ -29,6 +29,8 @@ SMALL: dict[str, dict] = {
     "phase-retrieval": {},
     "tensor-decomposition": {},
     "deep-linear": {},
+    "mlp-digits": dict(hidden=(4,), n_samples=50),
+    "power-tail": dict(dim=3),
 }
 # Minima on a continuum (rotations, rescalings) have singular Hessians.
 NONSTRICT = {"matrix-factorization", "phase-retrieval", "tensor-decomposition", "deep-linear"}

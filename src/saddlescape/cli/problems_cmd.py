@@ -37,7 +37,10 @@ def problems_command(
         return
     problem = build_problem(name, dim=dim, sets=set_ or ())
     console.print(_summary(problem))
-    console.print(critical_point_table(problem))
+    if problem.critical_points:
+        console.print(critical_point_table(problem))
+    else:
+        console.print(f"{problem.name} lists no critical points (its docstring says why).")
 
 
 def build_problem(name: str, *, dim: int | None = None, sets: Any = ()) -> Problem:
