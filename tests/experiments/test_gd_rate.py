@@ -97,3 +97,37 @@ def test_censored_pairs_are_not_violations_when_the_bound_is_beyond_max_iter():
     r = _record(exp, problem="rosenbrock", n_init=2, eps_min=1e-2, n_eps=2, max_iter=50)
     assert r.metrics["censored"] > 0 and r.metrics["violations"] == 0
     assert np.isnan(r.arrays["iterations"]).any()
+
+
+@pytest.fixture(scope="module")
+def tail_record():
+    exp = get("gd-rate")
+    return _record(
+        exp, problem="power-tail", n_init=2, eps_max=0.1, eps_min=0.01, n_eps=3, max_iter=5000
+    )
+
+
+def test_power_tail_nearly_attains_the_eps_exponent(tail_record):
+    from saddlescape import problems
+
+    p = problems.get("power-tail")
+    r = tail_record
+    assert r.metrics["violations"] == 0 and r.metrics["censored"] == 0
+    assert r.metrics["eps_slope"] == pytest.approx(-(1 + 1 / p.p), abs=0.05)
+    # the counts follow the closed-form estimate from the first point on the tail
+    lr = 1 / r.metrics["beta"]
+    for j, eps in enumerate(r.arrays["eps"]):
+        estimate = p.gd_iterations(float(eps), lr)
+        assert np.all(np.abs(r.arrays["iterations"][:, j] - estimate) <= 0.02 * estimate + 3)
+    v = get("gd-rate").analyze([tail_record]).verdict
+    assert v.supported, v.summary
+    assert "Tightness: on power-tail" in v.summary
+    assert v.numbers["tail_slope_eps_min"] == pytest.approx(r.metrics["eps_slope"])
+
+
+def test_verdict_fails_when_power_tail_is_fast(tail_record):
+    # iterations ∝ ε⁻¹ on power-tail: the bound's exponent would not be attained
+    eps = tail_record.arrays["eps"]
+    flat = _tamper(tail_record, iterations=np.tile(20 / eps[None, :], (2, 1)))
+    v = get("gd-rate").analyze([flat]).verdict
+    assert not v.supported and v.numbers["tail_slope_eps_max"] == pytest.approx(-1.0)
