@@ -63,12 +63,14 @@ def check_positive(name: str, value: float, *, allow_zero: bool = False) -> floa
 
 def check_int(name: str, value: int, *, minimum: int = 0) -> int:
     """Return ``value`` as an int ``>= minimum`` or raise :class:`ConfigError` naming it."""
-    if isinstance(value, bool) or not isinstance(value, int):
+    if isinstance(value, bool):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if not isinstance(value, int):
         try:
             if float(value) != int(value):
                 raise ValueError
             value = int(value)
-        except (TypeError, ValueError):
+        except (TypeError, ValueError, OverflowError):
             raise ConfigError(f"{name} must be an integer, got {value!r}") from None
     if value < minimum:
         raise ConfigError(f"{name} must be >= {minimum}, got {value!r}")

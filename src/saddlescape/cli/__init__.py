@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import sys
 
+from rich.markup import escape
+
 from ..errors import SaddlescapeError
 from ._app import app, debug_enabled, err_console
 
@@ -21,6 +23,12 @@ from . import (  # noqa: F401  isort: skip
 )
 
 
+def _error(message: str) -> None:
+    """One line on stderr; the message is escaped so that text like ``[ray]`` or a TOML
+    table name ``[grid]`` is printed as written, not read as rich markup."""
+    err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``saddlescape`` console script."""
     try:
@@ -28,7 +36,7 @@ def main(argv: list[str] | None = None) -> int:
     except SaddlescapeError as exc:
         if debug_enabled():
             raise
-        err_console.print(f"[bold red]error:[/] {exc}", highlight=False, soft_wrap=True)
+        _error(str(exc))
         return 2
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
@@ -40,7 +48,11 @@ def main(argv: list[str] | None = None) -> int:
         # class name rather than by importing click's exception classes).
         kinds = {cls.__name__ for cls in type(exc).__mro__}
         if "ClickException" in kinds:
-            exc.show()  # type: ignore[attr-defined]
+            message = exc.format_message()  # type: ignore[attr-defined]
+            context = getattr(exc, "ctx", None)
+            if context is not None:  # a usage error: say where the help is, on the same line
+                message += f" (see '{context.command_path} --help')"
+            _error(message)
             return int(exc.exit_code)  # type: ignore[attr-defined]
         if "Abort" in kinds:
             return 1
