@@ -90,3 +90,17 @@ def test_docstring_examples(name):
     for test in finder.find(module, name):
         runner.run(test)
     assert runner.failures == 0, f"{runner.failures} docstring example(s) failed in {name}"
+
+
+def test_readme_pandas_example_runs(tmp_path, monkeypatch):
+    from saddlescape.runner import run_sweep
+
+    (code,) = [b for b in re.findall(r"```python\n(.*?)```", README.read_text(), re.S)
+               if "load_runs" in b]  # fmt: skip
+    grid = {"optimizer": ["pgd", "noisy"], "dim": [10, 20], "seed": [0]}
+    run_sweep("dimension", grid=grid, store=tmp_path / "results", progress=False)
+    monkeypatch.chdir(tmp_path)
+    namespace: dict = {}
+    exec(code, namespace)  # the README's own example
+    df = namespace["df"]
+    assert len(df) == 4 and {"optimizer", "dim", "iterations", "seed"} <= set(df.columns)

@@ -81,3 +81,43 @@ def test_experiments_lists_claims(capsys):
     for name in ("gd-rate", "step-size", "stable-manifold", "dimension"):
         assert name in text
     assert "Lee" in text  # sources shown with --verbose
+
+
+def test_report_judges_the_latest_sweep_unless_all_runs(tmp_path, capsys):
+    from saddlescape.report import build_sections
+
+    out = tmp_path / "res"
+    base = ("reproduce", "--only", "gd-rate", "--quick", "--out", str(out), *TINY_GD_RATE)
+    base += ("--executor", "sequential", "--no-progress")
+    assert _run(capsys, *base)[0] == 0
+    other = tuple("n_init=3" if a == "n_init=2" else a for a in base)  # other settings
+    rc, text, _ = _run(capsys, *other)
+    assert rc == 0 and "1 new, 0 kept" in text
+    with Store(out, create=False) as store:
+        latest = store.latest_sweep("gd-rate")
+        assert len(latest) == 1
+        assert store.records(keys=latest)[0].config["n_init"] == 3
+    (section,) = build_sections(out, ["gd-rate"])
+    assert (section.n_ok, section.n_other) == (1, 1)
+    (pooled,) = build_sections(out, ["gd-rate"], all_runs=True)
+    assert (pooled.n_ok, pooled.n_other) == (2, 0)
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "1 earlier stored runs with other settings are not included" in page
+    rc, _, _ = _run(capsys, "report", "--out", str(out), "--all-runs")
+    assert rc == 0 and "not included" not in (out / "index.html").read_text(encoding="utf-8")
+
+
+def test_reproduce_passes_the_ray_address_through(tmp_path, capsys):
+    # 'process' has no cluster: the address reaches make_executor, which names it
+    args = ["reproduce", "--only", "gd-rate", "--out", str(tmp_path), "--no-progress"]
+    rc, _, err = _run(capsys, *args, "--executor", "process", "--address", "auto")
+    assert rc == 2 and "address" in err and "ray" in err
+
+
+def test_usage_errors_and_bracketed_messages_are_one_line(tmp_path, capsys):
+    rc, _, err = _run(capsys, "optimize", "lee-2d", "--steps", "abc")
+    assert rc == 2 and err.count("\n") == 1 and "--steps" in err and "--help" in err
+    bad = tmp_path / "bad.toml"
+    bad.write_text('experiment = "gd-rate"\n[grid]\nnope = [1, 2]\n')
+    rc, _, err = _run(capsys, "run", "--config", str(bad), "--out", str(tmp_path / "r"))
+    assert rc == 2 and f"{bad} [grid]: unknown config key 'nope'" in " ".join(err.split())

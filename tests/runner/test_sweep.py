@@ -122,6 +122,17 @@ def test_sequential_sweep_stores_what_the_experiment_computes(tmp_path):
         assert row["versions"]["torch"] == torch.__version__
 
 
+def test_the_latest_sweep_is_recorded_before_its_runs(tmp_path):
+    with Store(tmp_path) as store:
+        assert store.latest_sweep("toy_quadratic") is None
+    first = run_sweep("toy_quadratic", grid={"seed": [0, 1]}, store=tmp_path, progress=False)
+    second = run_sweep("toy_quadratic", grid={"seed": [1, 2, 3]}, store=tmp_path, progress=False)
+    assert (second.ok, second.skipped) == (2, 1)
+    with Store(tmp_path) as store:
+        assert store.latest_sweep("toy_quadratic") == second.keys != first.keys
+        assert store.count("toy_quadratic") == 4  # earlier runs are kept, not replaced
+
+
 def test_runner_restores_thread_count_and_global_rng(tmp_path):
     threads = torch.get_num_threads()
     torch.manual_seed(123)

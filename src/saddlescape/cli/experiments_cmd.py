@@ -111,6 +111,12 @@ def reproduce_command(
     workers: int | None = typer.Option(
         None, "--workers", help="Parallel runs (process/ray; default: all CPUs)."
     ),
+    address: str | None = typer.Option(
+        None,
+        "--address",
+        help="With --executor ray: the cluster to use ('auto', 'ray://host:10001'); "
+        "default: start a local one.",
+    ),
     only: str | None = typer.Option(
         None, "--only", help="Comma-separated experiment names (default: all)."
     ),
@@ -137,7 +143,7 @@ def reproduce_command(
     overrides = split_sets(set_ or (), names)
     if executor == "sequential" and workers in (None, 1):
         workers = None
-    pool = make_executor(executor, workers=workers)
+    pool = make_executor(executor, workers=workers, address=address)
     t0 = time.perf_counter()
     summaries = {}
     try:
@@ -190,12 +196,21 @@ def report_command(
     only: str | None = typer.Option(
         None, "--only", help="Comma-separated experiment names (default: all)."
     ),
+    all_runs: bool = typer.Option(
+        False,
+        "--all-runs",
+        help="Pool every stored run of an experiment (default: its latest sweep only).",
+    ),
 ) -> None:
-    """Write --out/index.html (and one PNG per figure) from the runs stored in --out."""
+    """Write --out/index.html (and one PNG per figure) from the runs stored in --out.
+
+    Each experiment is judged on its latest sweep into --out, so a rerun with other
+    settings replaces, rather than mixes with, the earlier one; --all-runs pools them.
+    """
     from ..report import build_sections, render_html
 
     names = _parse_only(only)
-    sections = build_sections(out, names)
+    sections = build_sections(out, names, all_runs=all_runs)
     index = render_html(sections, out)
     table = Table(title=f"report of {out}", title_justify="left")
     table.add_column("")

@@ -47,6 +47,7 @@ class ExperimentSection:
     n_ok: int = 0
     n_failed: int = 0
     seconds: float = 0.0  # total run time over the stored runs
+    n_other: int = 0  # stored runs of this experiment outside the analyzed (latest) sweep
     errors: list[str] = field(default_factory=list)  # run errors / analysis traceback
 
     @property
@@ -77,22 +78,31 @@ def open_store(store_or_dir: Any) -> Any:
 
 
 def build_sections(
-    store_or_dir: Any, experiments: Sequence[str] | None = None
+    store_or_dir: Any, experiments: Sequence[str] | None = None, *, all_runs: bool = False
 ) -> list[ExperimentSection]:
     """Analyze the stored runs of ``experiments`` (default: all registered ones).
 
-    An experiment without runs gets status ``"not run"``; one whose analysis raises gets
-    ``"failed"`` with the traceback, so one broken experiment does not hide the others.
+    Each experiment's verdict is drawn from its latest sweep (the runs it planned, as
+    recorded by ``run_sweep``), so an earlier sweep with other settings in the same folder
+    does not mix into it; ``all_runs=True`` pools every stored run instead. An experiment
+    without runs gets status ``"not run"``; one whose analysis raises gets ``"failed"``
+    with the traceback, so one broken experiment does not hide the others.
     """
     store = open_store(store_or_dir)
     names = list(experiment_names()) if experiments is None else list(experiments)
-    return [_section(store, name) for name in names]
+    return [_section(store, name, all_runs) for name in names]
 
 
-def _section(store: Any, name: str) -> ExperimentSection:
+def _section(store: Any, name: str, all_runs: bool = False) -> ExperimentSection:
     exp = get_experiment(name)
     base = {"name": name, "claim": exp.claim, "source": exp.source}
     records: list[RunRecord] = list(store.records(experiment=name))
+    latest = None if all_runs or not hasattr(store, "latest_sweep") else store.latest_sweep(name)
+    if latest is not None:  # the latest sweep's runs, in its grid order
+        order = {key: i for i, key in enumerate(latest)}
+        mine = sorted((r for r in records if r.key in order), key=lambda r: order[r.key])
+        base["n_other"] = len(records) - len(mine)
+        records = mine
     ok = [r for r in records if r.status == "ok"]
     failed = [r for r in records if r.status != "ok"]
     counts = {
@@ -127,15 +137,20 @@ def _config_text(config: Mapping[str, Any]) -> str:
 
 # --------------------------------------------------------------------------- writing
 def write_report(
-    store_or_dir: Any, out_dir: str | Path, experiments: Sequence[str] | None = None
+    store_or_dir: Any,
+    out_dir: str | Path,
+    experiments: Sequence[str] | None = None,
+    *,
+    all_runs: bool = False,
 ) -> Path:
     """Write ``out_dir/index.html`` (and one PNG per figure) for the stored runs.
 
     ``store_or_dir``: a store, a results directory holding ``runs.sqlite``, or that file.
     ``experiments``: names to include (default: every registered experiment; those with
-    no stored runs are listed as "not run"). Returns the path of ``index.html``.
+    no stored runs are listed as "not run"). Each experiment is judged on its latest sweep;
+    ``all_runs=True`` pools every stored run. Returns the path of ``index.html``.
     """
-    sections = build_sections(store_or_dir, experiments)
+    sections = build_sections(store_or_dir, experiments, all_runs=all_runs)
     return render_html(sections, out_dir)
 
 
@@ -300,7 +315,13 @@ def _experiment_html(s: ExperimentSection, out: Path) -> str:
     mean = s.seconds / max(s.n_ok + s.n_failed, 1)
     parts.append(
         f'<p class="muted">{s.n_ok} runs ok, {s.n_failed} failed; '
-        f"run time {_duration(s.seconds)} in total, {_duration(mean)} per run.</p>"
+        f"run time {_duration(s.seconds)} in total, {_duration(mean)} per run."
+        + (
+            f" {s.n_other} earlier stored runs with other settings are not included "
+            "(<code>saddlescape report --all-runs</code> pools them).</p>"
+            if s.n_other
+            else "</p>"
+        )
     )
     if s.errors:
         errs = "".join(f"<pre>{_esc(e)}</pre>" for e in s.errors)

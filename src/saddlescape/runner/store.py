@@ -269,6 +269,25 @@ class Store:
             raise StoreError(f"cannot write run {result.key} to {self.path}: {exc}") from None
         return True
 
+    def record_sweep(self, experiment: str, keys: Iterable[str]) -> None:
+        """Remember ``keys`` (in grid order) as the latest sweep of ``experiment``; what the
+        report analyzes by default (see :meth:`latest_sweep`). Written before the sweep's
+        first run, so a sweep that is interrupted is still the latest one."""
+        value = json.dumps(list(keys))
+        try:
+            self._conn.execute(
+                "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
+                (f"sweep:{experiment}", value),
+            )
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot write to {self.path}: {exc}") from None
+
+    def latest_sweep(self, experiment: str) -> tuple[str, ...] | None:
+        """The run keys of the latest sweep of ``experiment`` planned into this store (None
+        when none was recorded, e.g. runs written directly with :meth:`write`)."""
+        rows = self._query("SELECT value FROM meta WHERE name = ?", (f"sweep:{experiment}",))
+        return tuple(json.loads(rows[0][0])) if rows else None
+
     # ----------------------------------------------------------------- reading
     def statuses(self, experiment: str | None = None) -> dict[str, str]:
         """``{run key: status}`` of the stored runs (of one experiment)."""

@@ -253,6 +253,7 @@ def run_sweep(
     db = Store(store) if not isinstance(store, Store) else store
     executor_name = executor if isinstance(executor, str) else type(executor).__name__
     try:
+        db.record_sweep(name, (s.key for s in specs))
         stored = db.statuses(name)
         todo = [
             s
