@@ -126,3 +126,46 @@ def test_default_path_does_not_import_ray(tmp_path):
     )
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip().splitlines()[-1] == "False"
+
+
+def _pid_after(seconds: float) -> int:
+    import time
+
+    time.sleep(seconds)
+    return os.getpid()
+
+
+def test_process_workers_exit_when_the_sweep_is_killed(tmp_path):
+    """SIGKILL gives the pool no chance to shut down: the workers (and with them the fork
+    server) must notice and leave rather than linger with their memory."""
+    import signal
+    import time
+
+    from saddlescape.runner.executors import _alive
+
+    code = textwrap.dedent(
+        """
+        import sys, concurrent.futures as cf
+        from saddlescape.runner import make_executor
+        sys.path.insert(0, sys.argv[1])
+        from test_executors import _pid_after
+        pool = make_executor("process", workers=2)
+        pids = [f.result() for f in [pool.submit(_pid_after, 0.3) for _ in range(2)]]
+        print(*pids, flush=True)
+        pool.submit(_pid_after, 600)  # a long run in flight when the sweep dies
+        import time; time.sleep(600)
+        """
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, str(HERE)], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        workers = [int(p) for p in proc.stdout.readline().split()]
+        assert workers and all(_alive(p) for p in workers)
+    finally:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(timeout=30)
+    deadline = time.monotonic() + 20
+    while any(_alive(p) for p in workers) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert not any(_alive(p) for p in workers), workers

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import threading
+import time
 from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any, Protocol, Self, runtime_checkable
@@ -92,10 +94,38 @@ class SequentialExecutor(_Map):
         pass
 
 
-def _worker_init() -> None:
+def _worker_init(parent_pid: int | None = None) -> None:
     import torch
 
     torch.set_num_threads(1)
+    if parent_pid is not None:
+        threading.Thread(
+            target=_exit_with, args=(parent_pid,), name="saddlescape-orphan-watch", daemon=True
+        ).start()
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` exists and is not a zombie."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            return f.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def _exit_with(pid: int, interval: float = 0.5) -> None:
+    """Exit this worker once process ``pid`` (the sweep's) is gone. A sweep killed with
+    SIGKILL cannot shut its pool down; without this its workers would finish their run, wait
+    for work forever and keep the fork server alive (it holds on while they do)."""
+    while _alive(pid):
+        time.sleep(interval)
+    os._exit(1)
 
 
 def _default_workers(workers: int | None) -> int:
@@ -120,7 +150,10 @@ class ProcessExecutor(_Map):
             # sends this process's sys.path to the server.
             context.set_forkserver_preload(["saddlescape.runner.worker"])
         self._pool = ProcessPoolExecutor(
-            max_workers=self.workers, mp_context=context, initializer=_worker_init
+            max_workers=self.workers,
+            mp_context=context,
+            initializer=_worker_init,
+            initargs=(os.getpid(),),
         )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
