@@ -3,6 +3,7 @@ runs, resume, and stored values checked against running the toy experiment direc
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
@@ -219,3 +220,31 @@ def test_unregistered_experiments_run_when_importable(tmp_path):
         run_sweep(Local(), store=tmp_path, progress=False)
     summary = run_sweep(get("toy_quadratic"), grid={"seed": [0]}, store=tmp_path, progress=False)
     assert summary.ok == 1
+
+
+def test_git_revision_marks_a_dirty_tree_and_ignores_site_packages(tmp_path):
+    import shutil
+    import subprocess
+
+    from saddlescape.runner.sweep import git_revision
+
+    if shutil.which("git") is None:
+        pytest.skip("git is not installed")
+    pkg = tmp_path / "repo" / "pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "mod.py").write_text("x = 1\n")
+    env = {"GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t",
+           "GIT_COMMITTER_EMAIL": "t@t", "PATH": os.environ["PATH"]}  # fmt: skip
+    for args in (["init", "-q"], ["add", "."], ["commit", "-qm", "c"]):
+        subprocess.run(["git", *args], cwd=pkg.parent, check=True, env=env)
+    rev = git_revision(pkg)
+    assert rev is not None and len(rev) == 40
+    (pkg / "mod.py").write_text("x = 2\n")
+    assert git_revision(pkg) == rev + "+dirty"
+    (pkg / "untracked.py").write_text("")  # untracked files do not count
+    (pkg / "mod.py").write_text("x = 1\n")
+    assert git_revision(pkg) == rev
+    site = tmp_path / "repo" / "site-packages" / "pkg"
+    site.mkdir(parents=True)
+    assert git_revision(site) is None
+    assert git_revision(tmp_path) is None  # not a checkout

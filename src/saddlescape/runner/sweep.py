@@ -135,22 +135,28 @@ def plan_sweep(
 
 
 def git_revision(path: str | Path | None = None) -> str | None:
-    """The git commit of the saddlescape source tree (``+dirty`` is not checked: that
-    would read every file), or None when it is not a git checkout or git is missing."""
-    where = Path(path) if path is not None else Path(__file__).resolve().parent
-    try:
-        out = subprocess.run(
-            ["git", "rev-parse", "HEAD"],
-            cwd=where,
-            capture_output=True,
-            text=True,
-            timeout=5,
-            check=False,
-        )
-    except (OSError, subprocess.SubprocessError):
+    """The git commit of the saddlescape source tree, with ``+dirty`` when its tracked
+    package files differ from that commit; None when it is not a git checkout (an installed
+    copy in ``site-packages`` never reports the repository that happens to contain it) or
+    git is missing."""
+    where = Path(path) if path is not None else Path(__file__).resolve().parent.parent
+    if "site-packages" in where.parts or "dist-packages" in where.parts:
         return None
-    rev = out.stdout.strip()
-    return rev if out.returncode == 0 and rev else None
+
+    def git(*args: str) -> str | None:
+        try:
+            out = subprocess.run(
+                ["git", *args], cwd=where, capture_output=True, text=True, timeout=5, check=False
+            )
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return out.stdout.strip() if out.returncode == 0 else None
+
+    rev = git("rev-parse", "HEAD")
+    if not rev:
+        return None
+    changed = git("status", "--porcelain", "--untracked-files=no", "--", ".")
+    return rev + "+dirty" if changed else rev
 
 
 class _RichProgress:
