@@ -7,6 +7,7 @@ from pathlib import Path
 from typing import Any
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ..errors import ConfigError
@@ -129,22 +130,30 @@ def runs_command(
     metric_keys = list(dict.fromkeys(k for r in rows for k in r["metrics"]))[: max(metrics, 0)]
     experiments = {r["experiment"] for r in rows}
 
-    table = Table(title=f"{len(rows)} runs in {out}", title_justify="left")
-    table.add_column("key", style="dim", no_wrap=True, min_width=16)
+    # One line per run: cells never wrap; the key is shortened to its first 8 characters
+    # (like a short git hash; load_runs has the full keys) and a narrow terminal ellipsizes
+    # the widest cells.
+    table = Table(
+        title=f"{len(rows)} runs in {out}",
+        title_justify="left",
+        box=box.SIMPLE_HEAD,
+        show_edge=False,
+    )
+    table.add_column("key", style="dim", no_wrap=True, min_width=8, max_width=8)
     if len(experiments) > 1:
-        table.add_column("experiment")
+        table.add_column("experiment", no_wrap=True)
     for key in varying:
-        table.add_column(key, justify="right")
-    table.add_column("seed", justify="right")
-    table.add_column("status")
+        table.add_column(key, justify="right", no_wrap=True)
+    table.add_column("seed", justify="right", no_wrap=True)
+    table.add_column("status", no_wrap=True, min_width=6)
     for key in metric_keys:
-        table.add_column(key, justify="right", overflow="fold")
-    table.add_column("seconds", justify="right")
+        table.add_column(key, justify="right", no_wrap=True)
+    table.add_column("seconds", justify="right", no_wrap=True)
     any_failed = any(r["status"] != "ok" for r in rows)
     if any_failed:
         table.add_column("error", overflow="ellipsis", no_wrap=True, max_width=48)
     for r in rows:
-        cells = [r["key"]]
+        cells = [r["key"][:8]]
         if len(experiments) > 1:
             cells.append(r["experiment"])
         cells += [_format(r["config"].get(k, "")) for k in varying]
