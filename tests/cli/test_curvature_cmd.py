@@ -49,6 +49,19 @@ def test_certify_at_point_with_tau_and_minimum(capsys):
     assert code == 0 and row(out, "kind").startswith("not stationary")
 
 
+def test_certify_budget_that_runs_out_is_undecided(capsys):
+    # lee-2d's minimum (Hessian diag(1, 2)) after a single product: nothing is proven yet
+    code, out, _ = run(capsys, "certify", "lee-2d", "--at-critical", "1", "--max-hvps", "1")
+    assert code == 0
+    assert row(out, "kind").startswith("undecided  (HVP budget ran out")
+    assert row(out, "ε-SOSP") == "no"
+    assert int(row(out, "HVPs")) == 1
+    code, out, _ = run(capsys, "certify", "lee-2d", "--at-critical", "1", "--max-hvps", "50")
+    assert code == 0 and row(out, "kind") == "minimum" and row(out, "ε-SOSP") == "yes"
+    code, out, _ = run(capsys, "certify", "lee-2d", "--at", "0.5,0.5", "--max-hvps", "1")
+    assert code == 0 and row(out, "kind").startswith("not stationary  (curvature undecided")
+
+
 def test_certify_high_dimensional_default_point(capsys):
     code, out, _ = run(capsys, "certify", "quartic-saddle", "--dim", "300")
     assert code == 0
@@ -69,6 +82,12 @@ def test_certify_high_dimensional_default_point(capsys):
         (["certify", "lee-2d", "--at", "0,0", "--at-critical", "0"], "either --at or"),
         (["certify", "lee-2d", "--rho", "1", "--tau", "1"], "either --rho or --tau"),
         (["certify", "lee-2d", "--eps", "-1"], "eps"),
+        (["certify", "himmelblau", "--tol", "-1"], "tol must be > 0"),
+        (["certify", "himmelblau", "--tol", "0"], "tol must be > 0"),
+        (["certify", "lee-2d", "--max-hvps", "0"], "max_hvps must be >= 1"),
+        (["certify", "lee-2d", "--at", "nan,1"], "--at must hold finite numbers"),
+        (["certify", "lee-2d", "--at", "0,inf"], "--at must hold finite numbers"),
+        (["spectrum", "lee-2d", "--at", "nan,1"], "--at must hold finite numbers"),
         (["certify", "mlp-digits"], "lists no critical points"),
         (["spectrum", "lee-2d", "--out", "plot.txt"], "--out must end in"),
         (["spectrum", "lee-2d", "--at-critical", "-1"], "out of range"),

@@ -1,7 +1,13 @@
-"""Certificates over the problem zoo, the one-sided early stop, and bad input."""
+"""Certificates over the problem zoo, the one-sided early stop, budgets that run out,
+random spectra against dense eigvalsh (hypothesis), and bad input."""
+
+import math
 
 import pytest
 import torch
+from _spectra import SPECTRA, random_symmetric, spectrum
+from hypothesis import assume, given
+from hypothesis import strategies as st
 
 from saddlescape import problems
 from saddlescape.curvature import (
@@ -12,7 +18,7 @@ from saddlescape.curvature import (
     has_negative_curvature,
     lanczos,
 )
-from saddlescape.curvature.certify import classify
+from saddlescape.curvature.certify import KINDS, classify
 from saddlescape.errors import ConfigError
 
 # Problems whose default construction is expensive get small parameters.
@@ -25,23 +31,44 @@ def zoo():
         params = {k: v for k, v in SMALL.get(name, {}).items() if k in problems.parameters(name)}
         p = problems.get(name, **params)
         for i, cp in enumerate(p.critical_points):
-            yield pytest.param(p, cp, id=f"{name}[{i}]")
+            yield pytest.param(p, cp, f"{name}[{i}]", id=f"{name}[{i}]")
 
 
-@pytest.mark.parametrize(("problem", "cp"), list(zoo()))
-def test_every_critical_point_of_the_zoo(problem, cp):
+# The zoo points second-order information cannot classify: a zero eigenvalue at one end of
+# the spectrum and no eigenvalue beyond τ of the other sign. Keyed by pytest id, with why.
+# Every other point must certify as its listed kind; these exactly as "degenerate".
+DEGENERATE = {
+    # listed "degenerate" by the problem itself
+    "deep-linear[0]": "W = 0 with depth 3: every second derivative of W3·W2·W1 vanishes",
+    "monkey-saddle[0]": "x³ − 3xy² at 0: the Hessian vanishes",
+    # listed by kind, but second order cannot prove it
+    "deep-linear[1]": "GL(width) rescaling symmetry of the factors: zero curvature on the orbit",
+    "matrix-factorization[0]": "U = 0 with rank-deficient M: Hessian −4M⊗I, λ_max = 0 on null(M)",
+    "matrix-factorization[4]": "rotation symmetry U ↦ UQ of the global minimum",
+    "tensor-decomposition[0]": "sphere constraint: zero curvature along each radial direction",
+    "tensor-decomposition[1]": "sphere constraint: zero curvature along each radial direction",
+    "tensor-decomposition[2]": "sphere constraint: zero curvature along each radial direction",
+    "tensor-decomposition[5]": "sphere constraint: zero curvature along each radial direction",
+}
+
+
+def test_degenerate_table_names_zoo_points():
+    ids = {p.id for p in zoo()}
+    assert set(DEGENERATE) <= ids
+
+
+@pytest.mark.parametrize(("problem", "cp", "name"), list(zoo()))
+def test_every_critical_point_of_the_zoo(problem, cp, name):
     x = cp.x.to(torch.float64)
     c = certify(problem.f, x, eps=1e-6, tau=TAU, tol=1e-9, seed=0)
-    ev = torch.linalg.eigvalsh(problem.hessian(x))
-    expected = cp.kind
-    # Points whose extreme eigenvalue on one side is 0 (symmetries: rotations of a
-    # factorization, the sphere of a tensor decomposition, a rank-deficient M) cannot be
-    # classified at second order: the certificate honestly says "degenerate" there.
+    H = problem.hessian(x)
+    ev = torch.linalg.eigvalsh(H)
+    expected = "degenerate" if name in DEGENERATE else cp.kind
+    assert c.kind == expected, f"{name}: {c.summary()} ({DEGENERATE.get(name, 'not listed')})"
+    assert c.converged
     lo, hi = float(ev[0]), float(ev[-1])
-    if (abs(lo) <= TAU and hi > -TAU) or (abs(hi) <= TAU and lo < TAU):
-        expected = "degenerate"
-    assert c.kind == expected, c.summary()
     assert c.kind == classify(c.grad_norm, lo, hi, 1e-6, TAU)
+    assert c.is_sosp == (lo >= -TAU)
     if c.kind != "saddle":  # a saddle may be decided early from Ritz bounds
         assert c.lambda_min == pytest.approx(lo, abs=1e-6 * max(1, abs(hi)))
         assert c.lambda_max == pytest.approx(hi, abs=1e-6 * max(1, abs(hi)))
@@ -51,7 +78,6 @@ def test_every_critical_point_of_the_zoo(problem, cp):
     d = c.negative_curvature_direction
     assert (d is not None) == (lo < -TAU)
     if d is not None:
-        H = problem.hessian(x)
         assert float(d.norm()) == pytest.approx(1.0) and float(d @ H @ d) < -TAU
 
 
@@ -130,3 +156,171 @@ def test_loose_tolerance_cannot_flip_the_one_sided_decision():
         tau=3.3e-3,
     )
     assert c.kind == "saddle"
+
+
+def quadratic(ev_or_matrix):
+    """The Hessian operator of ½xᵀAx at 0 (a stationary point with Hessian A)."""
+    A = ev_or_matrix if ev_or_matrix.ndim == 2 else torch.diag(ev_or_matrix)
+    x0 = torch.zeros(A.shape[0], dtype=torch.float64)
+    return HessianOperator.from_function(lambda x: 0.5 * x @ A @ x, x0)
+
+
+def test_budget_that_runs_out_is_undecided_not_a_minimum():
+    # a saddle (λ_min = −0.003 < −τ) whose negative direction 10 products do not find
+    ev = torch.cat([torch.tensor([-3e-3]), torch.linspace(0.01, 2.0, 299)]).double()
+    c = certify(quadratic(ev), eps=1e-6, tau=1e-3, max_hvps=10)
+    assert c.kind == "undecided" and "undecided" in KINDS
+    assert not c.converged and not c.is_sosp and c.hvps == 10
+    assert c.lambda_min >= -3e-3 and c.lambda_max <= 2.0  # Ritz bounds only
+    assert c.summary().startswith("undecided")
+    # with the default budget the same point is proven a saddle
+    full = certify(quadratic(ev), eps=1e-6, tau=1e-3)
+    assert full.kind == "saddle" and full.converged and not full.is_sosp
+
+
+def test_budget_that_runs_out_keeps_the_always_decided_kinds():
+    # a strict saddle is proven by interlacing after a couple of products
+    ev = torch.linspace(-1.0, 1.0, 100, dtype=torch.float64)
+    c = certify(quadratic(ev), eps=1e-6, tau=1e-3, max_hvps=5)
+    assert c.kind == "saddle" and c.converged
+    # a large gradient is "not stationary" whatever the budget
+    op = HessianOperator.from_function(
+        lambda x: 0.5 * (ev * x * x).sum() + x.sum(), torch.zeros(100, dtype=torch.float64)
+    )
+    c = certify(op, eps=1e-6, tau=1e-3, max_hvps=1)
+    assert c.kind == "not stationary" and not c.is_sosp
+
+
+def test_decision_at_the_last_product_of_the_budget_counts():
+    ev = torch.linspace(0.1, 1.0, 60, dtype=torch.float64)
+    full = certify(quadratic(ev), eps=1e-6, tau=1e-3, tol=1e-6)
+    assert full.kind == "minimum" and full.is_sosp and full.hvps < 60
+    exact = certify(quadratic(ev), eps=1e-6, tau=1e-3, tol=1e-6, max_hvps=full.hvps)
+    assert exact.kind == "minimum" and exact.converged and exact.hvps == full.hvps
+    short = certify(quadratic(ev), eps=1e-6, tau=1e-3, tol=1e-6, max_hvps=full.hvps - 1)
+    assert short.kind == "undecided" and not short.is_sosp
+    op = DenseOperator(torch.diag(ev))
+    nc = has_negative_curvature(op, tau=1e-3, tol=1e-6, seed=0)
+    assert nc.negative is False and nc.hvps < 60
+    at = has_negative_curvature(op, tau=1e-3, tol=1e-6, seed=0, max_hvps=nc.hvps)
+    assert at.negative is False
+    before = has_negative_curvature(op, tau=1e-3, tol=1e-6, seed=0, max_hvps=nc.hvps - 1)
+    assert before.negative is None
+
+
+BAD_BUDGETS = [
+    ({"tol": -1.0}, "tol"),
+    ({"tol": 0.0}, "tol"),
+    ({"tol": float("nan")}, "tol"),
+    ({"tol": float("inf")}, "tol"),
+    ({"tol": "x"}, "tol"),
+    ({"max_hvps": 0}, "max_hvps"),
+    ({"max_hvps": -5}, "max_hvps"),
+    ({"max_hvps": 2.5}, "max_hvps"),
+    ({"max_hvps": True}, "max_hvps"),
+]
+
+
+@pytest.mark.parametrize(("kwargs", "name"), BAD_BUDGETS)
+def test_bad_tolerance_or_budget_is_refused_before_any_product(kwargs, name):
+    op = quadratic(torch.linspace(-1.0, 1.0, 20, dtype=torch.float64))
+    with pytest.raises(ConfigError, match=name):
+        certify(op, eps=1e-6, tau=1e-3, **kwargs)
+    dense = DenseOperator(torch.eye(4, dtype=torch.float64))
+    with pytest.raises(ConfigError, match=name):
+        has_negative_curvature(dense, tau=1e-3, **kwargs)
+    assert op.hvps == 0 and dense.hvps == 0
+    model = torch.nn.Linear(2, 1).double()
+    data = (torch.zeros(3, 2, dtype=torch.float64), torch.zeros(3, 1, dtype=torch.float64))
+    with pytest.raises(ConfigError, match=name):
+        certify_model(model, torch.nn.functional.mse_loss, data, eps=1e-6, tau=1e-3, **kwargs)
+
+
+# ---------------------------------------------------------------- random spectra (hypothesis)
+# ``shift`` moves a spectrum so that every kind occurs: "as is" (mostly indefinite), "psd"
+# (λ_min = 0 exactly: degenerate), "pd" (λ_min = ½: minimum), "nd" (λ_max = −½: maximum).
+SHIFTS = ("as is", "psd", "pd", "nd")
+
+
+def shifted(ev, shift):
+    if shift == "psd":
+        return ev - ev.min()
+    if shift == "pd":
+        return ev - ev.min() + 0.5
+    if shift == "nd":
+        return -(ev - ev.min() + 0.5)
+    return ev
+
+
+def random_case(kind, shift, n, seed):
+    gen = torch.Generator().manual_seed(seed)
+    A = random_symmetric(shifted(spectrum(kind, n, gen), shift), gen)
+    exact = torch.linalg.eigvalsh(A)
+    return A, float(exact[0]), float(exact[-1]), float(exact.abs().max())
+
+
+def far_from(values, tau, norm):
+    """Every value is clearly on one side of ±τ (no decision hangs on rounding)."""
+    return all(abs(v - t) > 1e-6 * norm for v in values for t in (-tau, tau))
+
+
+@given(
+    kind=st.sampled_from(SPECTRA),
+    shift=st.sampled_from(SHIFTS),
+    n=st.integers(3, 80),
+    tau=st.sampled_from([1e-4, 1e-2, 0.3]),
+    budget=st.one_of(st.none(), st.integers(1, 30)),
+    seed=st.integers(0, 2**20),
+)
+def test_certify_matches_dense_eigvalsh(kind, shift, n, tau, budget, seed):
+    A, lo, hi, norm = random_case(kind, shift, n, seed)
+    assume(far_from((lo, hi), tau, norm))
+    ample = budget is None
+    c = certify(quadratic(A), eps=1e-9, tau=tau, tol=1e-8, seed=seed, max_hvps=budget or 20 * n)
+    slack = 1e-9 * norm
+    assert c.kind in KINDS
+    assert lo - slack <= c.lambda_min and c.lambda_max <= hi + slack  # interlacing
+    assert c.hvps <= (budget or 20 * n)
+    truth = classify(0.0, lo, hi, 1e-9, tau)
+    if ample:
+        assert c.converged and c.kind == truth, c.summary()
+    if c.kind == "undecided":  # honest: only when the budget ran out
+        assert not c.converged and not c.is_sosp
+        return
+    assert c.converged and c.kind == truth, c.summary()  # a decision is never wrong
+    assert c.is_sosp == (lo >= -tau)
+    if c.kind != "saddle":  # decided by convergence: accurate to the tolerance
+        assert c.lambda_min == pytest.approx(lo, abs=1e-7 * norm)
+        assert c.lambda_max == pytest.approx(hi, abs=1e-7 * norm)
+    d = c.negative_curvature_direction
+    assert (d is not None) == (lo < -tau)
+    if d is not None:
+        assert float(d.norm()) == pytest.approx(1.0) and float(d @ A @ d) < -tau
+
+
+@given(
+    kind=st.sampled_from(SPECTRA),
+    shift=st.sampled_from(SHIFTS),
+    n=st.integers(3, 80),
+    tau=st.sampled_from([1e-4, 1e-2, 0.3]),
+    budget=st.one_of(st.none(), st.integers(1, 30)),
+    seed=st.integers(0, 2**20),
+)
+def test_has_negative_curvature_matches_dense_eigvalsh(kind, shift, n, tau, budget, seed):
+    A, lo, _, norm = random_case(kind, shift, n, seed)
+    assume(abs(lo + tau) > 1e-6 * norm)
+    op = DenseOperator(A)
+    nc = has_negative_curvature(op, tau=tau, tol=1e-8, seed=seed, max_hvps=budget or 20 * n)
+    assert nc.hvps == op.hvps and nc.tau == tau
+    assert nc.lambda_min >= lo - 1e-9 * norm  # a Ritz value: an upper bound of λ_min
+    if budget is None:
+        assert nc.negative is not None
+    if nc.negative is None:
+        return
+    assert nc.negative == (lo < -tau)
+    d = nc.direction
+    assert (d is not None) == nc.negative
+    if d is not None:
+        assert float(d.norm()) == pytest.approx(1.0) and float(d @ A @ d) < -tau
+    else:
+        assert math.isclose(nc.lambda_min, lo, abs_tol=1e-7 * norm)

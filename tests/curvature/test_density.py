@@ -121,3 +121,20 @@ def test_probe_blocks_do_not_change_the_result(monkeypatch):
     assert torch.allclose(whole.nodes, parts.nodes, atol=1e-12)
     assert torch.allclose(whole.weights, parts.weights, atol=1e-12)
     assert parts.hvps == whole.hvps == 60
+
+
+class NanOp:
+    """An operator whose products are not finite (as from a diverged loss)."""
+
+    shape, dtype = (6, 6), torch.float64
+
+    def matvec(self, v):
+        return torch.full_like(v, float("nan"))
+
+
+@pytest.mark.parametrize("op", [NanOp(), torch.full((6, 6), float("inf"), dtype=torch.float64)])
+def test_non_finite_products_raise_divergence_error(op):
+    from saddlescape.errors import DivergenceError
+
+    with pytest.raises(DivergenceError, match=r"spectral_density.*not finite"):
+        spectral_density(op, num_probes=2, lanczos_steps=4, seed=0)

@@ -2,44 +2,16 @@
 
 import pytest
 import torch
+from _spectra import SPECTRA, random_symmetric, spectrum
 from hypothesis import given
 from hypothesis import strategies as st
 
 from saddlescape.curvature import DenseOperator, lanczos
 from saddlescape.errors import ConfigError, CurvatureError
 
-KINDS = ("random", "clustered", "indefinite", "near_singular", "repeated")
-
-
-def spectrum(kind: str, n: int, gen: torch.Generator) -> torch.Tensor:
-    u = torch.rand(n, generator=gen, dtype=torch.float64)
-    if kind == "random":
-        return 10 * u - 3
-    if kind == "clustered":  # two tight clusters at the ends plus a bulk
-        ev = 2 * u - 1
-        ev[:3] = -5 + 1e-7 * u[:3]
-        ev[-3:] = 5 + 1e-7 * u[-3:]
-        return ev
-    if kind == "indefinite":  # symmetric about 0, so λ_min ≈ −λ_max
-        half = u[: (n + 1) // 2] + 0.5
-        return torch.cat([half, -half])[:n]
-    if kind == "near_singular":  # most eigenvalues ~1e-9, a few of order one
-        ev = 1e-9 * (u - 0.5)
-        ev[0], ev[-1] = -1.0, 1.0
-        return ev
-    ev = torch.round(4 * u) - 2  # repeated: integers in [-2, 2], multiplicities ~n/5
-    ev[: min(3, n)] = -3.0  # an extreme eigenvalue of multiplicity 3
-    return ev
-
-
-def random_symmetric(ev: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
-    n = ev.numel()
-    Q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
-    return (Q * ev) @ Q.T
-
 
 @given(
-    kind=st.sampled_from(KINDS),
+    kind=st.sampled_from(SPECTRA),
     n=st.integers(5, 200),
     which=st.sampled_from(["smallest", "largest", "both"]),
     k=st.integers(1, 3),
@@ -48,7 +20,6 @@ def random_symmetric(ev: torch.Tensor, gen: torch.Generator) -> torch.Tensor:
 def test_matches_dense_eigvalsh(kind, n, which, k, seed):
     gen = torch.Generator().manual_seed(seed)
     A = random_symmetric(spectrum(kind, n, gen), gen)
-    A = (A + A.T) / 2
     exact = torch.linalg.eigvalsh(A)
     norm = float(exact.abs().max())
     op = DenseOperator(A)
@@ -136,3 +107,21 @@ def test_bad_input():
         lanczos(op, v0=torch.ones(4))
     with pytest.raises(CurvatureError, match="matvec"):
         lanczos(object())
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"tol": -1.0}, "tol"),
+        ({"tol": float("nan")}, "tol"),
+        ({"tol": float("inf")}, "tol"),
+        ({"max_hvps": 0}, "max_hvps"),
+        ({"max_hvps": 2.5}, "max_hvps"),
+        ({"max_hvps": True}, "max_hvps"),
+    ],
+)
+def test_bad_tolerance_and_budget_spend_nothing(kwargs, name):
+    op = DenseOperator(torch.eye(3, dtype=torch.float64))
+    with pytest.raises(ConfigError, match=name):
+        lanczos(op, **kwargs)
+    assert op.hvps == 0

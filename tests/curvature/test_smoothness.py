@@ -119,3 +119,24 @@ def test_rho_float32_and_errors():
         hessian_lipschitz(f, x, num_samples=0)
     with pytest.raises(ConfigError, match="exactly one of x"):
         smoothness(f)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "name"),
+    [
+        ({"tol": 0.0}, "tol"),
+        ({"tol": -1.0}, "tol"),
+        ({"tol": float("inf")}, "tol"),
+        ({"max_hvps": 0}, "max_hvps"),
+        ({"max_hvps": 2.5}, "max_hvps"),
+    ],
+)
+def test_bad_tolerance_and_budget_are_refused_before_any_product(kwargs, name):
+    from saddlescape.curvature import DenseOperator
+
+    op = DenseOperator(torch.eye(3, dtype=torch.float64))
+    with pytest.raises(ConfigError, match=name):
+        smoothness(op, **kwargs)
+    with pytest.raises(ConfigError, match=name):
+        suggest_lr(op, **kwargs)
+    assert op.hvps == 0

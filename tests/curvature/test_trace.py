@@ -4,6 +4,10 @@ import math
 
 import pytest
 import torch
+from _spectra import SPECTRA, spectrum
+from _spectra import random_symmetric as with_spectrum
+from hypothesis import given
+from hypothesis import strategies as st
 
 from saddlescape.curvature.trace import TraceResult, trace
 from saddlescape.errors import ConfigError
@@ -110,3 +114,47 @@ def test_on_hessian_operator_of_a_function():
     r = trace(op, "hutch++", num_matvecs=90, seed=0)
     assert r.hvps == op.hvps <= 90
     assert abs(r.estimate - true) < 4 * r.std_error + 1e-9
+
+
+@given(
+    kind=st.sampled_from(SPECTRA),
+    n=st.integers(3, 100),
+    m=st.integers(60, 300),
+    seed=st.integers(0, 2**20),
+)
+def test_hutchinson_within_four_standard_errors(kind, n, m, seed):
+    gen = torch.Generator().manual_seed(seed)
+    A = with_spectrum(spectrum(kind, n, gen), gen)
+    exact = float(torch.trace(A))
+    r = trace(DenseOp(A), "hutchinson", num_matvecs=m, seed=seed)
+    assert r.hvps == m
+    # Rademacher probes: Var(zᵀAz) = 2·Σ_{i≠j} A_ij², so the exact standard error is
+    off = A - torch.diag(A.diagonal())
+    sd = math.sqrt(2 * float(off.square().sum()) / m)
+    tiny = 1e-12 * float(A.abs().sum())  # rounding
+    assert abs(r.estimate - exact) <= 4 * sd + tiny
+    assert r.std_error <= 2 * sd + tiny  # the reported one is its sample estimate
+
+
+@given(
+    kind=st.sampled_from(SPECTRA),
+    n=st.integers(3, 100),
+    m=st.integers(90, 300),
+    seed=st.integers(0, 2**20),
+)
+def test_hutch_plus_plus_within_four_standard_errors_or_exact(kind, n, m, seed):
+    gen = torch.Generator().manual_seed(seed)
+    A = with_spectrum(spectrum(kind, n, gen), gen)
+    exact = float(torch.trace(A))
+    r = trace(DenseOp(A), "hutch++", num_matvecs=m, seed=seed)
+    frob = float(A.norm())
+    if m // 3 >= n:  # the sketch spans R^n: exact, with 2n products
+        assert r.std_error == 0.0 and r.hvps == 2 * n
+        assert abs(r.estimate - exact) <= 1e-12 * n * frob
+        return
+    assert r.hvps == m
+    # the deflated remainder (I − QQᵀ)A(I − QQᵀ) has ‖·‖_F ≤ ‖A‖_F: a bound on the exact
+    # standard error of its m − 2⌊m/3⌋ Hutchinson probes (at least 30 here)
+    sd = math.sqrt(2 / (m - 2 * (m // 3))) * frob
+    assert abs(r.estimate - exact) <= 4 * sd
+    assert r.std_error <= 2 * sd

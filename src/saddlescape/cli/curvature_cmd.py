@@ -1,8 +1,8 @@
 """``saddlescape certify`` and ``saddlescape spectrum``: curvature at a point of a problem.
 
 - ``certify PROBLEM [--at x1,x2,… | --at-critical N]``: a second-order certificate
-  (:func:`saddlescape.curvature.certify`): ‖∇f‖, λ_min, λ_max, the kind, the cost and a
-  negative-curvature direction.
+  (:func:`saddlescape.curvature.certify`): ‖∇f‖, λ_min, λ_max, the kind ("undecided" when
+  the ``--max-hvps`` budget ran out first), the cost and a negative-curvature direction.
 - ``spectrum PROBLEM [--at … | --at-critical N] [--out plot.png]``: the Hessian's spectral
   density by stochastic Lanczos quadrature, drawn with λ_min and λ_max marked.
 
@@ -43,6 +43,8 @@ def resolve_point(
         raise ConfigError("give either --at or --at-critical, not both")
     if at is not None:
         values = parse_vector(at, "--at")
+        if not all(math.isfinite(v) for v in values):
+            raise ConfigError(f"--at must hold finite numbers, got {at!r}")
         if len(values) != problem.dim:
             raise ConfigError(
                 f"--at has {len(values)} entries but {problem.name!r} has dimension {problem.dim}"
@@ -80,6 +82,12 @@ def certify_command(
         help="Curvature threshold τ directly. Default when ρ is unknown: τ = √ε (as ρ = 1).",
     ),
     tol: float = typer.Option(1e-6, "--tol", help="Lanczos tolerance, relative to ‖H‖."),
+    max_hvps: int | None = typer.Option(
+        None,
+        "--max-hvps",
+        help="Hessian-vector product budget (default: 200, at most 10·d); "
+        "when it runs out before a decision the kind is 'undecided'.",
+    ),
     seed: int = typer.Option(0, "--seed", help="Lanczos start vector seed."),
 ) -> None:
     """Certify a point: ε-first/second-order stationarity and the critical-point kind."""
@@ -95,7 +103,7 @@ def certify_command(
             rho, note = problem.hessian_lipschitz, " (the problem's)"
         else:
             tau, note = math.sqrt(eps), " (√ε: ρ unknown, taken as 1)"
-    cert = certify(problem.f, x, eps=eps, rho=rho, tau=tau, tol=tol, seed=seed)
+    cert = certify(problem.f, x, eps=eps, rho=rho, tau=tau, tol=tol, max_hvps=max_hvps, seed=seed)
     console.print(certificate_table(problem, x, where, cert, note))
 
 
@@ -114,8 +122,10 @@ def certificate_table(problem: Problem, x: torch.Tensor, where: str, cert: Any, 
     t.add_row("τ", f"{cert.tau:.3e}{rho}{note}")
     colour = {"minimum": "green", "saddle": "yellow", "maximum": "red"}.get(cert.kind, "magenta")
     kind = f"[{colour}]{cert.kind}[/]"
-    if not cert.converged:
-        kind += "  (Lanczos budget ran out: undecided)"
+    if cert.kind == "undecided":
+        kind += "  (HVP budget ran out: λ_min, λ_max are only Ritz bounds)"
+    elif not cert.converged:  # "not stationary" with the curvature left open
+        kind += "  (curvature undecided: the HVP budget ran out)"
     t.add_row("kind", kind)
     t.add_row("ε-SOSP", "yes" if cert.is_sosp else "no")
     d = cert.negative_curvature_direction

@@ -10,6 +10,10 @@ arXiv 1703.00887, Definition 4: an ε-second-order stationary point has
 ==================  ============================================================
 "not stationary"    ``‖∇f‖ > ε``
 "saddle"            ``λ_min < −τ`` and ``λ_max > τ`` (a strict saddle)
+"undecided"         ``‖∇f‖ ≤ ε``, but the Lanczos budget (``max_hvps``) ran out before
+                    second-order information decided among the kinds below;
+                    ``lambda_min``/``lambda_max`` are then only Ritz bounds
+                    (``λ_min ≤ lambda_min``, ``λ_max ≥ lambda_max``)
 "minimum"           ``λ_min > τ`` (a strict local minimum: the Hessian is positive
                     definite beyond the threshold)
 "maximum"           ``λ_max < −τ`` (a strict local maximum)
@@ -18,9 +22,14 @@ arXiv 1703.00887, Definition 4: an ε-second-order stationary point has
                     ``x³ − 3xy²`` at 0, or ``x² + y⁴`` at 0: a minimum it cannot prove)
 ==================  ============================================================
 
+"not stationary" and "saddle" are always decided: the gradient is computed exactly, and a
+strict saddle is proven by interlacing (below) even when the budget runs out. Every other
+kind needs converged extreme eigenvalues; without them the certificate says "undecided"
+(and :attr:`Certificate.converged` is False).
+
 An ε-SOSP in Jin et al.'s sense is a point that is not "not stationary" and has
 ``λ_min ≥ −τ``: kind "minimum", or "degenerate" without a negative-curvature direction
-(see :attr:`Certificate.is_sosp`).
+(see :attr:`Certificate.is_sosp`; never when "undecided").
 
 **Early decisions.** Lanczos Ritz values interlace the spectrum (Cauchy): ``θ_min ≥ λ_min``
 and ``θ_max ≤ λ_max`` at every step. So ``θ_min < −τ`` *proves* ``λ_min < −τ`` and the
@@ -50,7 +59,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, CurvatureError, check_positive
+from ..errors import ConfigError, CurvatureError, check_int, check_positive
 from .lanczos import lanczos
 from .operators import HessianOperator
 
@@ -62,7 +71,22 @@ __all__ = [
     "has_negative_curvature",
 ]
 
-KINDS: tuple[str, ...] = ("not stationary", "minimum", "saddle", "maximum", "degenerate")
+KINDS: tuple[str, ...] = (
+    "not stationary",
+    "saddle",
+    "undecided",
+    "minimum",
+    "maximum",
+    "degenerate",
+)
+
+
+def _check_budget(tol: float, max_hvps: int | None) -> tuple[float, int | None]:
+    """``tol`` (> 0, finite) and ``max_hvps`` (an integer ≥ 1 or None), validated."""
+    tol = check_positive("tol", tol)
+    if max_hvps is not None:
+        max_hvps = check_int("max_hvps", max_hvps, minimum=1)
+    return tol, max_hvps
 
 
 @dataclass(frozen=True)
@@ -96,24 +120,29 @@ def has_negative_curvature(
 
     Runs :func:`~saddlescape.curvature.lanczos` for the smallest eigenvalue and stops at the
     first step whose smallest Ritz value is below ``−tau`` (a proof, by interlacing);
-    otherwise it runs to ``tol`` (relative to the estimated ``‖H‖``).
+    otherwise it runs until that value is settled relative to ``−tau`` with residual
+    ``≤ tol·‖H‖`` (``‖H‖`` estimated), or until ``max_hvps`` products (default as in
+    :func:`~saddlescape.curvature.lanczos`) are spent (``negative=None`` then).
     """
     t0 = time.perf_counter()
     tau = check_positive("tau", tau, allow_zero=True)
-    decided = [False]
+    tol, max_hvps = _check_budget(tol, max_hvps)
+    seen = [0.0]  # the largest scale estimate seen by ``stop``
 
     def stop(theta: torch.Tensor, res: torch.Tensor, scale: float) -> bool:
+        seen[0] = max(seen[0], scale)
         i = int(torch.argmin(theta))
         if float(theta[i]) < -tau:
             return True
-        decided[0] = _settled(float(theta[i]), float(res[i]), (-tau,), tol, scale)
-        return decided[0]
+        return _settled(float(theta[i]), float(res[i]), (-tau,), tol, scale)
 
     r = lanczos(op, k=1, which="smallest", tol=0.0, max_hvps=max_hvps, seed=seed, v0=v0, stop=stop)
-    lam = float(r.eigenvalues[0])
+    lam, res = float(r.eigenvalues[0]), float(r.residuals[0])
+    # ``stop`` is not consulted at the step that spends the budget: judge the final Ritz pair
+    # here (with a scale ≤ the true estimate, so at most stricter than ``stop``)
     if lam < -tau:
         negative: bool | None = True
-    elif decided[0] or r.converged:
+    elif r.converged or _settled(lam, res, (-tau,), tol, max(seen[0], abs(lam))):
         negative = False
     else:
         negative = None
@@ -121,7 +150,7 @@ def has_negative_curvature(
         negative=negative,
         tau=tau,
         lambda_min=lam,
-        residual=float(r.residuals[0]),
+        residual=res,
         direction=r.eigenvectors[:, 0].clone() if negative else None,
         hvps=r.hvps,
         seconds=time.perf_counter() - t0,
@@ -133,11 +162,13 @@ class Certificate:
     """What is known about a point at second order (see the module docstring for ``kind``).
 
     ``grad_norm = ‖∇f‖``; ``lambda_min``/``lambda_max`` Ritz estimates of the extreme Hessian
-    eigenvalues (with ``residual_min``/``residual_max``); ``negative_curvature_direction`` a unit
-    vector ``d`` with ``dᵀ∇²f d = lambda_min < −τ`` when there is one (float64), else None;
-    ``eps``, ``tau`` (and ``rho`` when given) the thresholds; ``converged`` False when the
-    HVP budget ran out before the curvature question was decided; ``hvps`` and ``seconds`` the
-    cost (the gradient not included).
+    eigenvalues (with ``residual_min``/``residual_max``; Ritz bounds ``λ_min ≤ lambda_min`` and
+    ``λ_max ≥ lambda_max`` when the decision came early or not at all);
+    ``negative_curvature_direction`` a unit vector ``d`` with ``dᵀ∇²f d = lambda_min < −τ`` when
+    one was found (float64), else None; ``eps``, ``tau`` (and ``rho`` when given) the
+    thresholds; ``converged`` False when the HVP budget ran out before the curvature
+    question was decided (the kind is then "undecided" or "not stationary");
+    ``hvps`` and ``seconds`` the cost (the gradient not included); ``value`` ``f`` at the point.
     """
 
     kind: str
@@ -157,8 +188,13 @@ class Certificate:
 
     @property
     def is_sosp(self) -> bool:
-        """True for an ε-second-order stationary point (Jin et al. 2017)."""
-        return self.grad_norm <= self.eps and self.lambda_min >= -self.tau
+        """True for a proven ε-second-order stationary point (Jin et al. 2017): kind
+        "minimum", or "degenerate" with ``λ_min ≥ −τ``; False when "undecided"."""
+        return (
+            self.kind in ("minimum", "degenerate")
+            and self.grad_norm <= self.eps
+            and self.lambda_min >= -self.tau
+        )
 
     def summary(self) -> str:
         """One line: kind, gradient norm and curvature."""
@@ -190,7 +226,9 @@ def _tau(eps: float, rho: float | None, tau: float | None) -> tuple[float, float
 
 
 def classify(grad_norm: float, lambda_min: float, lambda_max: float, eps: float, tau: float) -> str:
-    """The certificate kind for these numbers (the table in the module docstring)."""
+    """The certificate kind for these numbers, taken as exact (the table in the module
+    docstring; never "undecided", which :func:`certify` reports when the numbers are only
+    bounds)."""
     if not grad_norm <= eps:
         return "not stationary"
     if lambda_min < -tau and lambda_max > tau:
@@ -218,12 +256,23 @@ def certify(
     :class:`HessianOperator`, with ``x`` omitted) as one of :data:`KINDS`.
 
     ``eps``: gradient threshold ε; exactly one of ``rho`` (τ = √(ρε), Jin et al. 2017) or
-    ``tau``. ``tol``: Lanczos tolerance relative to ``‖H‖`` (eigenvalues within about
-    ``tol·‖H‖``); ``max_hvps``: product budget; ``seed``: Lanczos start.
+    ``tau``. ``tol`` (> 0): Lanczos tolerance relative to ``‖H‖`` (eigenvalues within about
+    ``tol·‖H‖``); ``max_hvps`` (≥ 1): product budget (default as in
+    :func:`~saddlescape.curvature.lanczos`; when it runs out undecided the kind is
+    "undecided"); ``seed``: Lanczos start.
+
+    >>> import torch
+    >>> ev = torch.cat([torch.tensor([-3e-3]), torch.linspace(0.01, 2.0, 299)]).double()
+    >>> op = HessianOperator.from_function(
+    ...     lambda x: 0.5 * (ev * x * x).sum(), torch.zeros(300, dtype=torch.float64))
+    >>> c = certify(op, eps=1e-6, tau=1e-3, max_hvps=10)
+    >>> c.kind, c.converged, c.is_sosp
+    ('undecided', False, False)
     """
     t0 = time.perf_counter()
     eps = check_positive("eps", eps, allow_zero=True)
     tau_, rho_ = _tau(eps, rho, tau)
+    tol, max_hvps = _check_budget(tol, max_hvps)
     if isinstance(f, HessianOperator):
         if x is not None:
             raise ConfigError("x must be omitted when certifying a HessianOperator")
@@ -238,24 +287,28 @@ def certify(
         )
     grad_norm = float(torch.linalg.vector_norm(op.gradient().double()))
     hvps0 = op.hvps
-    settled = [False]
+
+    def decided(lo: float, r_lo: float, hi: float, r_hi: float, scale: float) -> bool:
+        if lo < -tau_ and hi > tau_:
+            return True  # a strict saddle, proven by interlacing
+        return all(_settled(t, r, (-tau_, tau_), tol, scale) for t, r in ((lo, r_lo), (hi, r_hi)))
 
     def stop(th: torch.Tensor, res: torch.Tensor, scale: float) -> bool:
         lo, hi = int(torch.argmin(th)), int(torch.argmax(th))
-        if float(th[lo]) < -tau_ and float(th[hi]) > tau_:
-            return True  # a strict saddle, proven by interlacing
-        ends = ((lo, float(th[lo]) < -tau_), (hi, float(th[hi]) > tau_))
-        settled[0] = all(
-            _settled(float(th[i]), float(res[i]), (-tau_, tau_), tol, scale) for i, _ in ends
-        )
-        return settled[0]
+        return decided(float(th[lo]), float(res[lo]), float(th[hi]), float(res[hi]), scale)
 
     r = lanczos(
         op, k=1, which="both", tol=0.0, max_hvps=max_hvps, seed=seed, block_size=1, stop=stop
     )
     lmin, lmax = float(r.eigenvalues[0]), float(r.eigenvalues[-1])
+    rmin, rmax = float(r.residuals[0]), float(r.residuals[-1])
+    # ``stop`` is not consulted at the step that spends the budget, so judge the final Ritz
+    # pairs here; the extreme Ritz values are the largest in magnitude, so the scale
+    # estimate is exactly max(|lmin|, |lmax|)
+    done = r.converged or decided(lmin, rmin, lmax, rmax, max(abs(lmin), abs(lmax)))
     kind = classify(grad_norm, lmin, lmax, eps, tau_)
-    decided = r.converged or settled[0] or (lmin < -tau_ and lmax > tau_)
+    if not done and kind != "not stationary":
+        kind = "undecided"  # a saddle is always decided; the other kinds need convergence
     return Certificate(
         kind=kind,
         grad_norm=grad_norm,
@@ -265,9 +318,9 @@ def certify(
         tau=tau_,
         rho=rho_,
         negative_curvature_direction=r.eigenvectors[:, 0].clone() if lmin < -tau_ else None,
-        residual_min=float(r.residuals[0]),
-        residual_max=float(r.residuals[-1]),
-        converged=decided,
+        residual_min=rmin,
+        residual_max=rmax,
+        converged=done,
         hvps=op.hvps - hvps0,
         seconds=time.perf_counter() - t0,
         value=op.loss(),

@@ -140,7 +140,7 @@ def spectral_density(
         theta, W = torch.linalg.eigh(T)
         nodes[j, :k] = theta
         weights[j, :k] = W[0] ** 2
-    if not bool(torch.isfinite(nodes).all()):
+    if not bool(torch.isfinite(nodes).all()):  # overflow in the recurrence
         raise DivergenceError("spectral_density: non-finite Lanczos coefficients")
     return SpectralDensity(
         nodes=nodes, weights=weights, hvps=A.products, seconds=time.perf_counter() - t0
@@ -171,6 +171,10 @@ def _block_lanczos_tridiag(
         W = torch.zeros_like(q)
         c = cols.to(q.device)
         W[:, c] = A.matmat(q[:, c].to(A.dtype)).to(torch.float64)
+        if not bool(torch.isfinite(W).all()):  # before any eigh sees it
+            raise DivergenceError(
+                "spectral_density: an operator product is not finite (contains nan or inf)"
+            )
         a = (q * W).sum(dim=0)
         alpha[k] = a.to(torch.float64).cpu()
         # full reorthogonalization, twice ("twice is enough", Parlett)

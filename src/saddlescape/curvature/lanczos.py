@@ -259,9 +259,10 @@ def lanczos(
     when ``max_hvps`` products are spent (default ``max(200, 30·k·b)``, capped to ``10·n``;
     ``converged=False`` then), when the Krylov space fills ``R^n`` (exact), or when
     ``stop(theta, residuals, scale)`` returns True (used by the one-sided negative-curvature
-    test). ``v0`` warm-starts (e.g. the previous step's eigenvector); ``seed`` fixes the random
-    start (same seed ⇒ same bits). ``block_size`` (default ``k``): start-block width, at
-    least the multiplicity of any wanted repeated eigenvalue. ``max_basis``: memory cap in
+    test; ``tol = 0`` leaves only these other rules). ``v0`` warm-starts (e.g. the previous
+    step's eigenvector); ``seed`` fixes the random start (same seed ⇒ same bits).
+    ``block_size`` (default ``k``): start-block width, at least the multiplicity of any
+    wanted repeated eigenvalue. ``max_basis``: memory cap in
     basis vectors before a thick restart (default ``min(n, 128)``, fewer if ``n·128``
     float64 values exceed 2 GiB).
     """

@@ -39,7 +39,7 @@ def power_iteration(
 ) -> EigenResult:
     """The largest-magnitude eigenpair of the symmetric operator ``op``.
 
-    Stops when ``‖H v − θ v‖ ≤ tol·|θ|`` or after ``max_hvps`` products
+    Stops when ``‖H v − θ v‖ ≤ tol·|θ|`` (``tol ≥ 0``) or after ``max_hvps`` (≥ 1) products
     (``converged=False`` then). The returned eigenvector is the unit ``v`` whose residual is
     reported. ``seed`` fixes the random start; ``v0`` warm-starts.
     """

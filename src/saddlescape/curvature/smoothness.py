@@ -107,7 +107,9 @@ def smoothness(
       parameters, see :meth:`HessianOperator.from_model`; ``params`` selects parameters);
     - an operator (``matvec``, ``shape``, ``dtype``), e.g. a :class:`HessianOperator`.
 
-    ``tol`` is the Lanczos tolerance relative to ``‖H‖``; ``seed`` its random start.
+    ``tol`` (> 0) is the Lanczos tolerance relative to ``‖H‖``; ``max_hvps`` (≥ 1, or None
+    for :func:`~saddlescape.curvature.lanczos`'s default) its budget per point; ``seed`` its
+    random start.
 
     >>> f = lambda x: x[0] ** 2 - 3 * x[1] ** 2          # Hessian diag(2, -6)
     >>> r = smoothness(f, torch.zeros(2, dtype=torch.float64), tol=1e-10)
@@ -115,7 +117,9 @@ def smoothness(
     (6.0, -6.0, 2.0)
     """
     t0 = time.perf_counter()
-    check_positive("tol", tol, allow_zero=True)
+    tol = check_positive("tol", tol)
+    if max_hvps is not None:
+        max_hvps = check_int("max_hvps", max_hvps, minimum=1)
     ops = _operators(target, x, points, loss_fn, data, params)
     lmins, lmaxs, betas = [], [], []
     hvps, converged = 0, True
