@@ -75,9 +75,37 @@ def test_npz_output_default_lr_and_params(tmp_path, capsys):
         (["optimize", "lee-2d", "-p", "radiuss=1"], "no parameter 'radiuss'"),
         (["optimize", "lee-2d", "--steps", "-3"], "--steps must be >= 0"),
         (["optimize", "lee-2d", "--out", "x.txt"], "--out must end in .csv or .npz"),
+        (["optimize", "lee-2d", "-p", "lr=0.1"], "use --lr"),
+        (["optimize", "lee-2d", "-p", "seed=3"], "use --seed"),
+        (["optimize", "lee-2d", "--seed", "99999999999999999999999"], "--seed must be in"),
+        (["optimize", "lee-2d", "--seed", "-1"], "--seed must be in"),
+        (["optimize", "lee-2d", "--out", "/nonexistent/dir/t.csv"], "does not exist"),
     ],
 )
 def test_bad_input_is_one_line_error(argv, message, capsys):
     rc = main(argv)
-    err = capsys.readouterr().err
+    captured = capsys.readouterr()
+    err = captured.err
     assert rc == 2 and message in err and "Traceback" not in err
+    assert captured.out == ""  # no empty line left behind by the progress bar
+
+
+def test_out_directory_is_checked_before_the_run(capsys, monkeypatch):
+    import saddlescape.cli.optimize_cmd as cmd
+
+    def fail(*args, **kwargs):
+        raise AssertionError("the run started")
+
+    monkeypatch.setattr(cmd, "run", fail)
+    rc = main(["optimize", "lee-2d", "--steps", "5", "--out", "/nonexistent/dir/t.csv"])
+    assert rc == 2 and "does not exist" in capsys.readouterr().err
+
+
+def test_octopus_pgd_reports_the_minimum_it_reached(capsys):
+    """PGD ends at a sign-flipped copy of the minimum 4τ𝟙; the summary measures the distance
+    to each listed point's symmetry orbit and names the minimum."""
+    rc = main(["optimize", "octopus", "--dim", "5", "-o", "pgd"])
+    out = capsys.readouterr().out
+    assert rc == 0 and "at the global minimum value" in out
+    assert "nearest critical point │ minimum at (10.87, 10.87, 10.87, 10.87, 10.87)" in out
+    assert not out.startswith("\n")

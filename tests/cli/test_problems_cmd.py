@@ -63,6 +63,7 @@ def test_quartic_dim_sets_n(capsys):
         (["octopus", "--set", "novalue"], "key=value"),
         (["--dim", "3"], "need a problem name"),
         (["quartic-saddle", "--dim", "3", "--set", "n=4"], "once"),
+        (["octopus", "--dim", "100000000000"], "use dim <= 9999"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_2(capsys, args, message):
@@ -83,3 +84,15 @@ def test_problem_without_critical_points_says_so(capsys):
     assert code == 0
     assert "ℓ=1.5" in out and "ρ=3.75" in out and "f_min=0" in out
     assert "power-tail lists no critical points" in out and "┏" not in out
+
+
+def test_allocation_failure_is_a_one_line_error(capsys, monkeypatch):
+    """Any problem too large to build or list gives a ConfigError, not a traceback."""
+    from saddlescape.cli import problems_cmd
+
+    def too_big(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried to allocate")
+
+    monkeypatch.setattr(problems_cmd, "build_problem", too_big)
+    code, out, err = run(capsys, "quadratic-saddle", "--dim", "10")
+    assert code == 2 and "too large" in err and "Traceback" not in err and out == ""

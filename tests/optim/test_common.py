@@ -246,3 +246,106 @@ def test_param_groups_and_float32():
     assert a.dtype == torch.float32
     assert torch.allclose(a.detach(), torch.full((3,), 0.8))
     assert torch.allclose(b.detach(), torch.full((2,), 1 - 0.0002))
+
+
+# ---------------------------------------------------------------- LR schedulers on every lr
+# Perturbations off (grad_threshold = 0, radius = 0, θ = 1: no momentum), so on
+# f = ½‖x‖² every step is x ← (1 − η_k)x and the learning rate actually used is visible.
+SCHEDULED = {
+    "gd": {},
+    "pgd": {"grad_threshold": 0.0, "interval": 10**6},
+    "pgd-2021": {"grad_threshold": 0.0, "interval": 10**6, "variant": "jin2021"},
+    "noisy": {"radius": 0.0},
+    "pagd": {"theta": 1.0, "grad_threshold": 0.0, "interval": 10**6},
+}
+SCHEDULERS = {
+    "step": (lambda opt: torch.optim.lr_scheduler.StepLR(opt, step_size=1, gamma=0.5), 0.5),
+    "lambda": (lambda opt: torch.optim.lr_scheduler.LambdaLR(opt, lambda k: 1 / (1 + k)), None),
+}
+
+
+@pytest.mark.parametrize("key", list(SCHEDULED))
+@pytest.mark.parametrize("which", list(SCHEDULERS))
+def test_lr_schedulers_drive_every_optimizer_with_a_learning_rate(key, which):
+    x = torch.tensor([1.0, -2.0], dtype=torch.float64, requires_grad=True)
+    opt = optim.make(key.split("-")[0], [x], lr=0.4, seed=0, **SCHEDULED[key])
+    sched = SCHEDULERS[which][0](opt)
+
+    def closure():
+        opt.zero_grad()
+        loss = 0.5 * x.square().sum()
+        loss.backward()
+        return loss
+
+    used = []
+    for _ in range(4):
+        before = x.detach().clone()
+        opt.step(closure)
+        used.append(float(1 - x.detach()[0] / before[0]))  # the η of this step
+        assert torch.allclose(x.detach(), before * (1 - used[-1]), rtol=1e-14, atol=0)
+        sched.step()
+    expected = (
+        [0.4 * 0.5**k for k in range(4)] if which == "step" else [0.4 / (1 + k) for k in range(4)]
+    )
+    assert used == pytest.approx(expected, rel=1e-12)
+
+
+def test_lr_schedulers_do_not_apply_to_cubic_newton():
+    """Nesterov–Polyak's cubic step has no learning rate (its scale is set by M), so
+    CubicNewton's groups have no 'lr' key and torch's schedulers refuse it (documented)."""
+    x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    opt = optim.CubicNewton([x], M=1.0, seed=0)
+    assert "lr" not in opt.param_groups[0]
+    assert "learning-rate schedulers do not apply" in " ".join(optim.CubicNewton.__doc__.split())
+    with pytest.raises(KeyError):
+        torch.optim.lr_scheduler.StepLR(opt, step_size=1)
+
+
+# ---------------------------------------------------------------- hyperparameter types
+@pytest.mark.parametrize(
+    ("key", "name", "bad"),
+    [
+        (key, name, bad)
+        for key, names in {
+            "gd": ["lr"],
+            "pgd": ["lr", "radius", "grad_threshold", "interval", "f_threshold"],
+            "noisy": ["lr", "radius", "eta0", "gamma"],
+            "pagd": ["lr", "theta", "gamma", "s", "radius", "grad_threshold", "interval"],
+            "cubic": ["M", "subproblem_iters", "subproblem_tol", "perturbation"],
+        }.items()
+        for name in names
+        for bad in ("0.1", True)
+    ],
+)
+def test_string_and_bool_hyperparameters_are_rejected(key, name, bad):
+    x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    kwargs = {"M": 1.0} if key == "cubic" else {"lr": 0.1}
+    kwargs[name] = bad
+    with pytest.raises(ValueError, match=name):
+        optim.make(key, [x], **kwargs)
+
+
+def test_validated_hyperparameters_are_stored_converted():
+    x = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    import numpy as np
+
+    opt = optim.PerturbedGD([x], lr=np.float32(0.25), radius=1, interval=3.0, f_threshold=0)
+    g = opt.param_groups[0]
+    assert type(g["lr"]) is float and g["lr"] == 0.25
+    assert type(g["radius"]) is float and type(g["f_threshold"]) is float
+    assert type(g["interval"]) is int and g["interval"] == 3
+    opt = optim.PerturbedAGD([x], lr=torch.tensor(0.5), theta=1)
+    assert type(opt.param_groups[0]["lr"]) is float and type(opt.param_groups[0]["theta"]) is float
+
+
+def test_from_theory_warns_when_c_exceeds_c_max():
+    x = torch.zeros(3, dtype=torch.float64, requires_grad=True)
+    with pytest.warns(UserWarning, match=r"c = 10.*c_max"):
+        optim.PerturbedGD.from_theory([x], smoothness=1.0, hessian_lipschitz=1.0, eps=0.1, c=10)
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        optim.PerturbedGD.from_theory([x], 1.0, 1.0, eps=0.1, c=optim.PerturbedGD.C_MAX)
+        # jin2021's c is a lower-bound constant (ι = c·log(...), c large enough): no cap
+        optim.PerturbedGD.from_theory([x], 1.0, 1.0, eps=0.1, c=10, variant="jin2021")

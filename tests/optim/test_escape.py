@@ -2,7 +2,7 @@
 
 import pytest
 import torch
-from optim_helpers import ESCAPERS, descend, nearest_kind
+from optim_helpers import ESCAPERS, descend, make_closure, nearest_kind
 
 from saddlescape import optim, problems
 
@@ -24,12 +24,62 @@ CASES = _saddle_cases()
 IDS = [c[0] for c in CASES]
 
 
-@pytest.mark.parametrize(("name", "X0", "lr", "steps"), CASES, ids=IDS)
+EXACT = [c for c in CASES if c[0] != "himmelblau"]
+
+
+@pytest.mark.parametrize(("name", "X0", "lr", "steps"), EXACT, ids=[c[0] for c in EXACT])
 def test_gd_stays_at_an_exact_saddle(name, X0, lr, steps):
+    """Where ∇f is exactly 0 (lee-2d's and six-hump-camel's origin; matrix-factorization's
+    U = 0 and quartic-saddle's 0 are in their own tests) GD stays exactly, for the same
+    number of steps the escapers get in :func:`test_escapers_leave_a_saddle_for_a_minimum`."""
     p = problems.get(name)
-    assert float(p.grad(X0).norm()) < 1e-6  # critical points to within the listed digits
-    X, opt = descend(p, "gd", X0, 50, lr, batched=True)
-    assert float((X - X0).norm()) < 1e-4
+    assert float(p.grad(X0).abs().max()) == 0.0
+    X, opt = descend(p, "gd", X0, steps, lr, batched=True)
+    assert torch.equal(X, X0)
+    assert int(opt.perturbations.sum()) == 0
+
+
+def _arrival(problem, method, X0, steps, lr, seed, **hyper):
+    """Per-run first step with a listed minimum within 1e-2 (−1: none within ``steps``)."""
+    X = X0.clone().requires_grad_(True)
+    opt = optim.make(method, [X], lr=lr, batched=True, seed=seed, **hyper)
+    closure = make_closure(opt, problem, X)
+    minima = torch.stack([c.x for c in problem.critical_points if c.kind == "minimum"])
+    arrived = torch.full((X0.shape[0],), -1)
+    for k in range(1, steps + 1):
+        opt.step(closure)
+        near = torch.cdist(X.detach(), minima).min(dim=1).values < 1e-2
+        arrived = torch.where(near & (arrived < 0), k, arrived)
+    return arrived
+
+
+def test_gd_at_himmelblau_saddles_moves_only_by_amplified_rounding():
+    """Himmelblau's saddles have irrational coordinates: the listed float64 points have
+    ‖∇f‖ ≈ 1e-14, not 0. GD x ← x − η∇f amplifies that residual (and each step's
+    rounding) by about (1 + η|λ_min|) per step along the unstable direction, so it does
+    leave eventually: over 1,500 steps at η = 0.01, GD from saddles #4 and #5 (λ_min ≈ −32,
+    −40) reaches a minimum after ~130 steps, while at #6 and #7 the step rounds back to x.
+
+    The honest comparison gives GD the budget the escapers need: T = the last arrival
+    (within 1e-2 of a minimum) of PGD, noisy GD and PAGD from all four saddles (measured:
+    87 steps). Within T steps GD moves at most ε_mach·‖x₀‖·(1 + η|λ_min|)^T from each
+    saddle (measured: 0.06–0.13 of that), below 1e-3: it stays at the saddle while the
+    escapers have left it for a minimum."""
+    p = problems.get("himmelblau")
+    X0, lr = CASES[IDS.index("himmelblau")][1:3]
+    assert float(p.grad(X0).norm(dim=1).max()) < 1e-13
+    arrivals = [
+        _arrival(p, m, X0, 1500, lr, seed=1, **ESCAPERS[m]) for m in ("pgd", "noisy", "pagd")
+    ]
+    T = int(torch.stack(arrivals).max())
+    assert all(bool((a > 0).all()) for a in arrivals) and T <= 200, arrivals
+    X, opt = descend(p, "gd", X0, T, lr, batched=True)
+    lam_min = torch.stack([torch.linalg.eigvalsh(p.hessian(x))[0] for x in X0])
+    eps = torch.finfo(torch.float64).eps
+    bound = eps * X0.norm(dim=1) * (1 + lr * lam_min.abs()) ** T
+    moved = (X - X0).norm(dim=1)
+    assert bool((moved <= bound).all()), (moved, bound)
+    assert float(moved.max()) < 1e-3
     assert int(opt.perturbations.sum()) == 0
 
 

@@ -47,8 +47,13 @@ def optimize_command(
     get_class(optimizer)  # unknown names fail before any work
     if steps < 0:
         raise ConfigError(f"--steps must be >= 0, got {steps}")
-    if out is not None and out.suffix not in (".csv", ".npz"):
-        raise ConfigError(f"--out must end in .csv or .npz, got {str(out)!r}")
+    if not 0 <= seed < 2**63:
+        raise ConfigError(f"--seed must be in [0, 2**63), got {seed}")
+    if out is not None:
+        if out.suffix not in (".csv", ".npz"):
+            raise ConfigError(f"--out must end in .csv or .npz, got {str(out)!r}")
+        if not out.parent.is_dir():  # checked now, not after the whole run
+            raise ConfigError(f"--out: directory {str(out.parent)!r} does not exist")
     prob = build_problem(problem, dim=dim, sets=set_ or ())
     x0 = None
     if init is not None:
@@ -56,6 +61,9 @@ def optimize_command(
         if x0.numel() != prob.dim:
             raise ConfigError(f"--init needs {prob.dim} numbers for {problem!r}, got {x0.numel()}")
     hyper = {k: _value(v) for k, v in parse_sets(param or (), "--param").items()}
+    for key in ("lr", "seed"):
+        if key in hyper:
+            raise ConfigError(f"-p {key}=...: use --{key} instead")
     with Progress(
         TextColumn(f"[bold]{optimizer}[/] on {problem}"),
         BarColumn(),
@@ -63,6 +71,8 @@ def optimize_command(
         TimeRemainingColumn(),
         console=console,
         transient=True,
+        # off the terminal the bar draws nothing but would leave an empty line behind
+        disable=not console.is_terminal,
     ) as progress:
         task = progress.add_task("steps", total=steps)
         traj = run(
@@ -99,9 +109,12 @@ def summary_table(problem: Any, traj: Any) -> Table:
             note = "  (at the global minimum value)"
         table.add_row("f − f_min", f"{gap:.3g}{note}")
     table.add_row("‖∇f‖", f"{traj.grad_norm:.3g}")
-    nearest = traj.nearest(problem)
+    try:
+        nearest, unlisted = traj.nearest(problem), "(none listed)"
+    except ConfigError as exc:  # e.g. too large to list (octopus at dim > 9999)
+        nearest, unlisted = None, f"(not listed: {exc})"
     if nearest is None:
-        table.add_row("nearest critical point", "(none listed)")
+        table.add_row("nearest critical point", unlisted)
     else:
         cp, dist = nearest
         xs = ", ".join(f"{v:.4g}" for v in cp.x.tolist()[:6]) + (", …" if cp.x.numel() > 6 else "")

@@ -35,8 +35,17 @@ def problems_command(
             raise ConfigError("--dim and --set need a problem name: saddlescape problems NAME")
         console.print(zoo_table())
         return
-    problem = build_problem(name, dim=dim, sets=set_ or ())
-    console.print(_summary(problem))
+    try:
+        problem = build_problem(name, dim=dim, sets=set_ or ())
+        summary = _summary(problem)  # lists the critical points
+    except (MemoryError, RuntimeError) as exc:  # e.g. torch's "can't allocate memory"
+        if not isinstance(exc, MemoryError) and "allocate" not in str(exc):
+            raise
+        raise ConfigError(
+            f"problem {name!r} is too large to build or list with these parameters "
+            f"(out of memory): reduce --dim or --set sizes"
+        ) from None
+    console.print(summary)
     if problem.critical_points:
         console.print(critical_point_table(problem))
     else:

@@ -22,6 +22,7 @@ Subclasses implement :meth:`step` with the helpers below and :meth:`_validate_gr
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Iterable, Sequence
 from typing import Any, ClassVar
 
@@ -33,7 +34,29 @@ from ..errors import ConfigError, DivergenceError, check_int, check_positive
 Closure = Callable[[], torch.Tensor]
 ParamsT = Iterable[torch.Tensor] | Iterable[dict[str, Any]]
 
-__all__ = ["Closure", "ParamsT", "SaddleOptimizer"]
+__all__ = ["Closure", "ParamsT", "SaddleOptimizer", "check_hyper", "check_hyper_int"]
+
+
+def check_hyper(name: str, value: Any, *, allow_zero: bool = False) -> float:
+    """A real hyperparameter as a float (``> 0``, or ``>= 0`` with ``allow_zero``).
+
+    Unlike a bare ``float(value)`` it rejects bools and strings (``lr=True`` or
+    ``lr="0.1"`` are mistakes, not numbers), raising :class:`ConfigError` (a ValueError)
+    naming ``name``. A one-element real tensor is read as its value.
+    """
+    if isinstance(value, torch.Tensor) and value.numel() == 1 and value.dtype != torch.bool:
+        value = value.item()  # a complex value is then rejected below
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be a real number, got {value!r}")
+    return check_positive(name, value, allow_zero=allow_zero)
+
+
+def check_hyper_int(name: str, value: Any, *, minimum: int = 0) -> int:
+    """An integer hyperparameter ``>= minimum``; rejects bools and strings like
+    :func:`check_hyper` (a float with an integer value is accepted)."""
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    return check_int(name, value, minimum=minimum)
 
 
 def _theory_inputs(
@@ -48,14 +71,14 @@ def _theory_inputs(
 ) -> tuple[int, float, float, float, float, float, float]:
     """Checked constants of a ``from_theory`` (ℓ, ρ, ε, δ ∈ (0, 1), Δf, c) and the problem
     dimension d: the number of parameters (per run when ``batched``)."""
-    ell = check_positive("smoothness", smoothness)
-    rho = check_positive("hessian_lipschitz", hessian_lipschitz)
-    eps = check_positive("eps", eps)
-    delta = check_positive("delta", delta)
+    ell = check_hyper("smoothness", smoothness)
+    rho = check_hyper("hessian_lipschitz", hessian_lipschitz)
+    eps = check_hyper("eps", eps)
+    delta = check_hyper("delta", delta)
     if delta >= 1:
         raise ConfigError(f"delta must be in (0, 1), got {delta!r}")
-    f_gap = check_positive("f_gap", f_gap)
-    c = check_positive("c", c)
+    f_gap = check_hyper("f_gap", f_gap)
+    c = check_hyper("c", c)
     dim = 0
     for item in params:
         ps = item["params"] if isinstance(item, dict) else [item]
@@ -135,8 +158,9 @@ class SaddleOptimizer(Optimizer):
             self.group_states.append(self._init_group_state(group))
 
     def _validate_group(self, group: dict[str, Any]) -> None:
-        """Check a group's hyperparameters; raise ConfigError naming the bad one."""
-        check_positive("lr", group["lr"])
+        """Check a group's hyperparameters and store them converted (floats, ints); raise
+        ConfigError (a ValueError) naming the bad one."""
+        group["lr"] = check_hyper("lr", group["lr"])
 
     def _init_group_state(self, group: dict[str, Any]) -> dict[str, Any]:
         """Per-group state (perturbation counts per run); subclasses extend it."""
@@ -148,10 +172,12 @@ class SaddleOptimizer(Optimizer):
     # the last t_thres steps (Jin et al. 2017, Algorithm 2; Jin, Netrapalli, Jordan 2018).
     @staticmethod
     def _validate_perturbation(group: dict[str, Any]) -> None:
-        """Check ``radius``, ``grad_threshold`` and ``interval`` (t_thres) of a group."""
-        check_positive("radius", group["radius"])
-        check_positive("grad_threshold", group["grad_threshold"], allow_zero=True)
-        group["interval"] = check_int("interval", group["interval"], minimum=0)
+        """Check and store ``radius``, ``grad_threshold`` and ``interval`` (t_thres)."""
+        group["radius"] = check_hyper("radius", group["radius"])
+        group["grad_threshold"] = check_hyper(
+            "grad_threshold", group["grad_threshold"], allow_zero=True
+        )
+        group["interval"] = check_hyper_int("interval", group["interval"], minimum=0)
 
     def _clock_state(self, group: dict[str, Any], clock: str) -> dict[str, Any]:
         """Step count ``t``, perturbation counts and the step of the last perturbation

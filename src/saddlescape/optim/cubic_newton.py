@@ -63,8 +63,8 @@ import numpy as np
 import torch
 from scipy.optimize import brentq
 
-from ..errors import ConfigError, DivergenceError, check_int, check_positive
-from .base import Closure, ParamsT, SaddleOptimizer
+from ..errors import ConfigError, DivergenceError, check_positive
+from .base import Closure, ParamsT, SaddleOptimizer, check_hyper, check_hyper_int
 
 __all__ = ["CubicNewton", "CubicStep", "solve_cubic_subproblem"]
 
@@ -107,6 +107,13 @@ class CubicNewton(SaddleOptimizer):
     Counters: :attr:`iterations`, :attr:`grad_evals` (closure calls), :attr:`hvps`;
     :attr:`last_step` holds :class:`CubicStep` diagnostics.
 
+    **No learning rate.** The Nesterov–Polyak step ``x ← x + argmin_s m(s)`` takes the
+    model's minimizer whole; its length is set by ``M`` (and ‖∇f‖, the curvature), not by
+    a step size. Its parameter groups therefore have no ``"lr"`` key and torch's
+    learning-rate schedulers do not apply (constructing one raises ``KeyError``). To
+    shorten steps, raise ``M`` between steps (``opt.param_groups[0]["M"] = ...``; every
+    group must hold the same value).
+
     >>> x = torch.zeros(2, dtype=torch.float64, requires_grad=True)   # exact saddle of
     >>> f = lambda: 0.5 * x[0] ** 2 + 0.25 * x[1] ** 4 - 0.5 * x[1] ** 2  # Lee et al.'s f
     >>> opt = CubicNewton([x], M=12.0, seed=0)
@@ -148,17 +155,15 @@ class CubicNewton(SaddleOptimizer):
 
     # ------------------------------------------------------------------ config
     def _validate_group(self, group: dict[str, Any]) -> None:
-        group["M"] = check_positive("M", group["M"])
+        group["M"] = check_hyper("M", group["M"])
         if group["subproblem"] not in ("krylov", "gd"):
             raise ConfigError(f"subproblem must be 'krylov' or 'gd', got {group['subproblem']!r}")
         if group["subproblem_iters"] is not None:
-            group["subproblem_iters"] = check_int(
+            group["subproblem_iters"] = check_hyper_int(
                 "subproblem_iters", group["subproblem_iters"], minimum=1
             )
-        group["subproblem_tol"] = check_positive("subproblem_tol", group["subproblem_tol"])
-        group["perturbation"] = check_positive(
-            "perturbation", group["perturbation"], allow_zero=True
-        )
+        group["subproblem_tol"] = check_hyper("subproblem_tol", group["subproblem_tol"])
+        group["perturbation"] = check_hyper("perturbation", group["perturbation"], allow_zero=True)
         first = self.param_groups[0]
         for key in _HYPER:
             if group[key] != first[key]:

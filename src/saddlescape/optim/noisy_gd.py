@@ -7,8 +7,8 @@ from typing import Any, Literal
 
 import torch
 
-from ..errors import ConfigError, check_positive
-from .base import Closure, ParamsT, SaddleOptimizer
+from ..errors import ConfigError
+from .base import Closure, ParamsT, SaddleOptimizer, check_hyper
 from .perturbations import gaussian, uniform_sphere
 
 __all__ = ["NoisyGD"]
@@ -56,12 +56,12 @@ class NoisyGD(SaddleOptimizer):
         super().__init__(params, defaults, batched=batched, seed=seed, generator=generator)
 
     def _validate_group(self, group: dict[str, Any]) -> None:
-        check_positive("lr", group["lr"])
+        group["lr"] = check_hyper("lr", group["lr"])
         if group["noise"] not in ("sphere", "gaussian"):
             raise ConfigError(f"noise must be 'sphere' or 'gaussian', got {group['noise']!r}")
-        check_positive("radius", group["radius"], allow_zero=True)
-        check_positive("eta0", group["eta0"], allow_zero=True)
-        check_positive("gamma", group["gamma"], allow_zero=True)
+        group["radius"] = check_hyper("radius", group["radius"], allow_zero=True)
+        group["eta0"] = check_hyper("eta0", group["eta0"], allow_zero=True)
+        group["gamma"] = check_hyper("gamma", group["gamma"], allow_zero=True)
 
     def _init_group_state(self, group: dict[str, Any]) -> dict[str, Any]:
         state = super()._init_group_state(group)

@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, check_positive
-from .base import Closure, ParamsT, SaddleOptimizer, _theory_inputs
+from ..errors import ConfigError
+from .base import Closure, ParamsT, SaddleOptimizer, _theory_inputs, check_hyper
 
 __all__ = ["PerturbedAGD", "PerturbedAGDTheory"]
 
@@ -169,12 +169,12 @@ class PerturbedAGD(SaddleOptimizer):
         return opt
 
     def _validate_group(self, group: dict[str, Any]) -> None:
-        check_positive("lr", group["lr"])
-        theta = check_positive("theta", group["theta"])
+        group["lr"] = check_hyper("lr", group["lr"])
+        theta = group["theta"] = check_hyper("theta", group["theta"])
         if theta > 1:
             raise ConfigError(f"theta must be in (0, 1], got {theta!r}")
-        check_positive("gamma", group["gamma"], allow_zero=True)
-        check_positive("s", group["s"])
+        group["gamma"] = check_hyper("gamma", group["gamma"], allow_zero=True)
+        group["s"] = check_hyper("s", group["s"])
         self._validate_perturbation(group)
 
     def _init_group_state(self, group: dict[str, Any]) -> dict[str, Any]:

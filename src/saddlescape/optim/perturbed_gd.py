@@ -4,13 +4,14 @@ the simplified variant of Jin, Netrapalli, Ge, Kakade, Jordan 2021."""
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 import torch
 
-from ..errors import ConfigError, check_positive
-from .base import Closure, ParamsT, SaddleOptimizer, _theory_inputs
+from ..errors import ConfigError
+from .base import Closure, ParamsT, SaddleOptimizer, _theory_inputs, check_hyper
 
 __all__ = ["PerturbedGD", "PerturbedGDTheory"]
 
@@ -99,6 +100,8 @@ class PerturbedGD(SaddleOptimizer):
     """
 
     requires_closure = True
+    #: Largest ``c`` of :meth:`from_theory` (jin2017) the theorem can cover: η = c/ℓ ≤ 1/ℓ.
+    C_MAX: ClassVar[float] = 1.0
 
     def __init__(
         self,
@@ -153,15 +156,26 @@ class PerturbedGD(SaddleOptimizer):
         jin2021 (Jin et al. 2021): ι = c·ln(dℓΔf/(ρεδ)) (at least 1), η = 1/ℓ,
         r = ε/(400ι³), g_thres = ε, 𝒯 = ⌈ℓι/√(ρε)⌉.
 
-        The theorems hold for c ≤ c_max (an unspecified absolute constant) and ε ≤ ℓ²/ρ.
-        The constants and the iteration bound are in :attr:`theory`
-        (:class:`PerturbedGDTheory`).
+        Jin et al. 2017's Theorem 3 holds for ``c ≤ c_max`` and ε ≤ ℓ²/ρ, where c_max is an
+        absolute constant the paper does not state. Its proof uses the descent lemma for
+        the step η = c/ℓ, which needs η ≤ 1/ℓ, so c_max ≤ 1 (:attr:`C_MAX`): for jin2017
+        a ``c`` above :attr:`C_MAX` gives a :class:`UserWarning` naming c and c_max (the
+        optimizer is still built, for experiments beyond the theorem). In jin2021, c is a
+        *large enough* constant in ι = c·log(...) and is not capped. The constants and the
+        iteration bound are in :attr:`theory` (:class:`PerturbedGDTheory`).
         """
         params = list(params)
         dim, ell, rho, eps, delta, f_gap, c = _theory_inputs(
             params, bool(kwargs.get("batched")), smoothness, hessian_lipschitz, eps, delta, f_gap, c
         )
         if variant == "jin2017":
+            if c > cls.C_MAX:
+                warnings.warn(
+                    f"PerturbedGD.from_theory: c = {c:g} exceeds c_max = {cls.C_MAX:g} "
+                    f"(η = c/ℓ > 1/ℓ): Jin et al. 2017's Theorem 3 does not cover it",
+                    UserWarning,
+                    stacklevel=2,
+                )
             chi = 3.0 * max(math.log(dim * ell * f_gap / (c * eps**2 * delta)), 4.0)
             lr = c / ell
             radius = math.sqrt(c) / chi**2 * eps / ell
@@ -211,10 +225,10 @@ class PerturbedGD(SaddleOptimizer):
 
     # ------------------------------------------------------------------ state
     def _validate_group(self, group: dict[str, Any]) -> None:
-        check_positive("lr", group["lr"])
+        group["lr"] = check_hyper("lr", group["lr"])
         self._validate_perturbation(group)
         if group["f_threshold"] is not None:
-            check_positive("f_threshold", group["f_threshold"], allow_zero=True)
+            group["f_threshold"] = check_hyper("f_threshold", group["f_threshold"], allow_zero=True)
 
     def _init_group_state(self, group: dict[str, Any]) -> dict[str, Any]:
         p = group["params"][0]

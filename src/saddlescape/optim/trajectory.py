@@ -96,11 +96,17 @@ class Trajectory:
 
 
 def nearest_critical_point(problem: Problem, x: torch.Tensor) -> tuple[CriticalPoint, float] | None:
-    """The listed critical point nearest ``x`` and its Euclidean distance."""
+    """The listed critical point nearest ``x`` and its Euclidean distance, measured to the
+    point's symmetry orbit: ``‖problem.align(x, c) − c‖`` (problems that list one
+    representative per orbit, such as the octopus's all-positive copies, map ``x`` to its
+    symmetric image nearest ``c``; by default ``align`` is the identity)."""
     cps = problem.critical_points
     if not cps:
         return None
-    dists = [float(torch.linalg.vector_norm(x.double() - c.x.double())) for c in cps]
+    x = x.detach()
+    dists = [
+        float(torch.linalg.vector_norm(problem.align(x, c.x).double() - c.x.double())) for c in cps
+    ]
     k = min(range(len(cps)), key=dists.__getitem__)
     return cps[k], dists[k]
 

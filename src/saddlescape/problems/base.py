@@ -82,6 +82,18 @@ class Problem(abc.ABC):
         """The known critical points (possibly a representative subset: see docstring)."""
         return []
 
+    def align(self, x: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+        """The copy of ``x`` under a symmetry of f nearest ``point`` (default: ``x``).
+
+        Problems whose :attr:`critical_points` list one representative per symmetry orbit
+        (e.g. only the all-positive copy when f is even in every coordinate) override this
+        to map ``x`` (shape ``(dim,)``) to its symmetric image ``y`` (``f(y) = f(x)``)
+        closest to the listed ``point``, so that ``‖align(x, c) − c‖`` is the distance
+        from ``x`` to the *orbit* of ``c``. :func:`saddlescape.optim.nearest_critical_point`
+        (and so ``saddlescape optimize``) measures distances this way.
+        """
+        return x
+
     def sample_init(
         self, generator: torch.Generator | None = None, batch: int | None = None
     ) -> torch.Tensor:

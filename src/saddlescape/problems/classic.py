@@ -164,9 +164,14 @@ class MonkeySaddle(Problem):
     """``f(x, y) = x³ − 3xy²``: a degenerate critical point at 0 (the Hessian vanishes).
 
     The classic example of a critical point that second-order information cannot classify
-    (THEORY.md, Definitions). The Hessian [[6x, −6y], [−6y, −6x]] has eigenvalues
-    ±6‖(x, y)‖ and is linear in (x, y): ρ = 6 on all of R², and ℓ = 12√2 on the box
-    [−2, 2]². Unbounded below.
+    (THEORY.md, Definitions). The surface ``z = x³ − 3xy²`` is the "monkey saddle" of
+    differential geometry (three valleys, for the legs and the tail; Hilbert &
+    Cohn-Vossen, "Geometry and the Imagination", 1932, English edition 1952), and
+    Anandkumar & Ge 2016 ("Efficient approaches for escaping higher order saddle points in
+    non-convex optimization", COLT) use it as the example of a degenerate saddle that
+    second-order methods cannot certify: escaping needs third-order information.
+    The Hessian [[6x, −6y], [−6y, −6x]] has eigenvalues ±6‖(x, y)‖ and is linear in
+    (x, y): ρ = 6 on all of R², and ℓ = 12√2 on the box [−2, 2]². Unbounded below.
     """
 
     name = "monkey-saddle"

@@ -26,8 +26,12 @@ class QuarticSaddle(Problem):
     """``f(x, y) = ¼ Σᵢ xᵢ⁴ − y Σᵢ xᵢ + (n/2) y²`` on ``(x, y) ∈ R^n × R`` (dim = n + 1).
 
     A high-dimensional saddle benchmark (THEORY.md, "Test functions"); the last
-    coordinate is ``y``. ``∇f = 0`` forces ``xᵢ = y^{1/3}`` for all i and then
-    ``y ∈ {0, ±1}``, so the critical points are exactly:
+    coordinate is ``y``. We know of no published source: this family is this project's
+    construction, chosen so that every critical point is known in closed form in any
+    dimension, the saddle 0 has exactly one negative Hessian eigenvalue (≈ −1 for all n)
+    next to n − 1 flat directions along which f grows only quartically, and the two minima
+    are explicit. ``∇f = 0`` forces ``xᵢ = y^{1/3}`` for all i and then ``y ∈ {0, ±1}``,
+    so the critical points are exactly:
 
     - the strict saddle 0, Hessian ``[[0, −𝟙], [−𝟙ᵀ, n]]`` with eigenvalues
       ``(n ± √(n² + 4n))/2`` (≈ −1 and ≈ n + 1) and 0 (multiplicity n − 1);

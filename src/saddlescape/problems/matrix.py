@@ -38,7 +38,8 @@ class MatrixFactorization(Problem):
     ``∇²f[Δ, Δ] = 2‖ΔUᵀ + UΔᵀ‖² + 4⟨UUᵀ − M, ΔΔᵀ⟩``. Critical points (Ge, Jin & Zheng 2017;
     up to ``U ↦ UQ``, ``Q`` orthogonal): for every subset ``S`` of eigenvectors with
     ``|S| ≤ r``, ``U_S`` with columns ``√λ_i v_i`` (``i ∈ S``) and zero columns, value
-    ``Σ_{i∉S} λ_i²``.
+    ``Σ_{i∉S} λ_i²``. One ``U_S`` per orbit is listed; :meth:`align` rotates ``U`` onto a
+    listed point for distances.
 
     - ``S`` = the top ``min(r, rank)``: **global minimum**, ``f_min = Σ_{i>r} λ_i²``.
       Rotations ``UQ`` leave f unchanged, so the Hessian has ``r(r−1)/2`` zero eigenvalues
@@ -154,6 +155,15 @@ class MatrixFactorization(Problem):
             for s in subsets
         ]
 
+    def align(self, x: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+        """``UQ`` with the orthogonal ``Q`` nearest ``point`` (orthogonal Procrustes:
+        ``UᵀC = AΣBᵀ``, ``Q = ABᵀ``). f is invariant under ``U ↦ UQ`` (column sign flips,
+        permutations, rotations) and :attr:`critical_points` lists one ``U_S`` per orbit."""
+        U = x.detach().reshape(self.n, self.r).double()
+        C = point.detach().reshape(self.n, self.r).double().to(U.device)
+        A, _, Bh = torch.linalg.svd(U.T @ C)
+        return (U @ (A @ Bh)).reshape(-1).to(x.dtype)
+
     def sample_init(
         self, generator: torch.Generator | None = None, batch: int | None = None
     ) -> torch.Tensor:
@@ -231,6 +241,22 @@ class PhaseRetrieval(Problem):
         if self.n_measurements is not None:
             self.A = torch.randn(self.n_measurements, self.dim, generator=g, dtype=torch.float64)
             self.y = (self.A @ self.signal).square()
+
+    def align(self, x: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+        """The image of ``x`` under f's symmetries nearest ``point``. f is even
+        (``z ↦ −z``); the population objective depends only on ``|zᵀx|`` and ``‖z‖``, so any
+        orthogonal map fixing the signal up to sign is a symmetry, and the nearest image
+        keeps ``|zᵀx|`` and ``‖z_⊥‖`` but takes the sign of ``point``'s signal component and
+        the direction of its ``x^⊥`` component (the saddle sphere is listed by samples)."""
+        if self.A is not None:
+            return x if float((x - point).norm()) <= float((x + point).norm()) else -x
+        sig = self.signal.to(x.dtype)
+        zx, cx = x @ sig, point.to(x.dtype) @ sig
+        z_perp, c_perp = x - zx * sig, point.to(x.dtype) - cx * sig
+        sign = 1.0 if float(cx) >= 0 else -1.0
+        c_norm = float(c_perp.norm())
+        perp = z_perp.norm() * c_perp / c_norm if c_norm > 0 else z_perp
+        return sign * zx.abs() * sig + perp
 
     def _f(self, x: torch.Tensor) -> torch.Tensor:
         s = self.signal.to(x.dtype)

@@ -210,6 +210,11 @@ class MLPDigits(Problem):
     """Training loss of a small MLP on scikit-learn's digits, as a function of its flattened
     parameters.
 
+    Data: the UCI "Optical Recognition of Handwritten Digits" data set (E. Alpaydin and
+    C. Kaynak, 1998, UCI Machine Learning Repository), as bundled in scikit-learn
+    (``sklearn.datasets.load_digits``: 1,797 images of 8×8 pixels with values 0–16, the
+    test part of the UCI set).
+
     ``f(θ) = loss_fn(net_θ(X), y)`` with ``net`` = :func:`make_mlp` of widths
     ``(64, *hidden, 10)`` and ``loss_fn`` = :func:`make_loss` (``"cross-entropy"`` or
     ``"mse"`` on one-hot targets, both averaged over examples) on the first ``n_samples``

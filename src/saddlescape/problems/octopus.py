@@ -16,7 +16,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import check_int, check_positive
+from ..errors import ConfigError, check_int, check_positive
 from .base import CriticalPoint, Problem
 from .registry import register
 
@@ -66,7 +66,7 @@ class Octopus(Problem):
     maximum) and the global minimum ``4τ·𝟙`` (value ``−dν``,
     Hessian ``2L·I``). Only the all-positive representatives are listed: flipping the sign
     of any coordinate gives another critical point of the same kind and value (2^d minima,
-    ``2^(i−1)`` copies of ``z_i``).
+    ``2^(i−1)`` copies of ``z_i``); :meth:`align` maps x to ``|x|`` for distances to them.
 
     **Smoothness — checked.** THEORY.md (after the paper) takes
     ``ℓ = max(2L, 2γ, 4Lτ, 2γτ)`` as the step-size constant; :attr:`smoothness` returns it
@@ -256,6 +256,11 @@ class Octopus(Problem):
     @property
     def critical_points(self) -> list[CriticalPoint]:
         d, t = self.dim, self.tau
+        if d * (d + 1) > _MAX_LISTED_ENTRIES:
+            raise ConfigError(
+                f"octopus lists its d + 1 critical points as dense vectors: dim = {d} would "
+                f"need {8 * d * (d + 1) / 1e9:.3g} GB; use dim <= {_MAX_LISTED_DIM}"
+            )
         pts = []
         for i in range(d):
             z = torch.zeros(d, dtype=torch.float64)
@@ -267,6 +272,12 @@ class Octopus(Problem):
         )
         return pts
 
+    def align(self, x: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+        """``|x|``: f is even in every coordinate (it depends on ``x_j`` only through
+        ``|x_j|`` and ``x_j²``), and the listed critical points are the all-positive
+        representatives, so ``‖|x| − c‖`` is the distance from x to c's sign-flip orbit."""
+        return x.abs()
+
     def sample_init(
         self, generator: torch.Generator | None = None, batch: int | None = None
     ) -> torch.Tensor:
@@ -274,6 +285,10 @@ class Octopus(Problem):
         shape = (self.dim,) if batch is None else (batch, self.dim)
         return 2 * torch.rand(shape, generator=generator, dtype=torch.float64) - 1
 
+
+#: Most float64 entries :attr:`Octopus.critical_points` may allocate (d·(d + 1); 800 MB).
+_MAX_LISTED_ENTRIES = 10**8
+_MAX_LISTED_DIM = 9999  # the largest d with d·(d + 1) <= _MAX_LISTED_ENTRIES
 
 #: Largest float64 input (elements) computed in numpy, the recursion on Python floats.
 _NUMPY_MAX = 1024

@@ -116,6 +116,24 @@ class TensorDecomposition(Problem):
         pts.append(CriticalPoint(self._point([a[0]] * d), "maximum", float(d * (d - 1))))
         return pts
 
+    def align(self, x: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+        """f is invariant under scaling each ``w_i`` (by any nonzero factor, so also its
+        sign) and under permuting the ``w_i``; the listed critical points are one
+        representative each (e.g. the minima ``u_i = ±a_{π(i)}`` appear 3 times out of
+        ``2^d·d!``). Returns the rows of ``x`` normalized, sign-flipped and permuted to
+        best match ``point``'s rows (an assignment problem on ``|⟨u_i, c_j⟩|``)."""
+        from scipy.optimize import linear_sum_assignment
+
+        U = self.normalize(x.detach()).reshape(self.d, self.d).double()
+        C = point.detach().reshape(self.d, self.d).double().to(U.device)
+        C = C / C.norm(dim=-1, keepdim=True)
+        G = C @ U.T  # G_ji = ⟨c_j, u_i⟩
+        rows, cols = linear_sum_assignment(-G.abs().cpu().numpy())
+        cols_t = torch.as_tensor(cols, device=U.device)
+        signs = torch.sign(G[torch.as_tensor(rows, device=U.device), cols_t])
+        signs = torch.where(signs == 0, torch.ones_like(signs), signs)
+        return (U[cols_t] * signs[:, None]).reshape(-1).to(x.dtype)
+
     def sample_init(
         self, generator: torch.Generator | None = None, batch: int | None = None
     ) -> torch.Tensor:
