@@ -45,6 +45,7 @@ KIND_COLORS: dict[str, str] = {
     "maximum": "#CC79A7",
     "degenerate": "#E69F00",
     "unconverged": "#BBBBBB",
+    "undecided": "#BBBBBB",
 }
 
 RC: dict[str, Any] = {

@@ -78,3 +78,11 @@ def test_analyze_verdict_can_fail(exp):
     assert not v.supported and "noisy ended with λ_min" in v.summary
     v = exp.analyze([*good[1:], _record("gd", 0.6, 0.0)]).verdict
     assert not v.supported and "gd reached train accuracy 0.600" in v.summary
+
+
+def test_an_unconverged_certificate_does_not_support_the_claim(exp):
+    good = [_record(o, 0.99, -1e-4) for o in ("gd", "sgd", "pgd", "noisy")]
+    undecided = _record("pgd", 0.99, 1e-3)  # a Ritz value ≥ −τ is only an upper bound
+    undecided.metrics.update(kind="undecided", certificate_converged=False, is_sosp=False)
+    v = exp.analyze([*good[:2], undecided, good[3]]).verdict
+    assert not v.supported and "pgd: the certificate did not converge" in v.summary

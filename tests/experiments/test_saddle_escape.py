@@ -126,3 +126,25 @@ def test_tiny_sweep_supports_the_claim(exp):
             records.append(RunRecord(vars(cfg), out.metrics, out.arrays))
     a = exp.analyze(records)
     assert a.verdict.supported, a.verdict.summary
+
+
+def test_analyze_pools_seeds_and_reports_runs_per_cell(exp):
+    recs = [
+        RunRecord({**r.config, "seed": seed}, r.metrics, r.arrays)
+        for seed in (0, 1, 2)
+        for r in _records(_like_theory())
+    ]
+    a = exp.analyze(recs)
+    assert a.verdict.supported, a.verdict.summary
+    assert {(row["seeds"], row["runs"]) for row in a.table} == {(3, 6)}
+    assert a.verdict.numbers["runs per cell min"] == 6
+    assert a.verdict.numbers["seeds per cell min"] == 3
+    assert "Medians over 6 independent runs per (optimizer, d) (3 seed(s) pooled)" in (
+        a.verdict.summary
+    )
+
+
+def test_default_sweep_has_many_runs_per_cell(exp):
+    grid, cfg = exp.grid(), exp.config()
+    assert len(grid["seed"]) * cfg.n_inits >= 16
+    assert len(exp.grid(quick=True)["seed"]) >= 2

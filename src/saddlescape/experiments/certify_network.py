@@ -25,7 +25,8 @@ step size ``lr``:
 Training runs in float32; the final parameters are copied to float64 for the
 certificate: ``‖∇f‖``, the extreme Hessian eigenvalues by Lanczos to relative tolerance
 ``lanczos_tol`` (about ``lanczos_tol·‖H‖`` absolute), and the kind (``"minimum"``,
-``"saddle"``, ``"degenerate"``, ``"not stationary"``) for the thresholds ``eps`` (gradient)
+``"saddle"``, ``"maximum"``, ``"degenerate"``, ``"not stationary"``, or ``"undecided"``
+when the HVP budget ran out first) for the thresholds ``eps`` (gradient)
 and τ (curvature). As in Jin et al.'s ε-SOSP definition, τ = √(ρ̂·ε) where ρ̂ is the
 Hessian-Lipschitz constant estimated on the ball of radius ``rho_radius`` around the end
 point (:func:`saddlescape.curvature.hessian_lipschitz`, a lower-bound estimate, so τ is if
@@ -324,6 +325,12 @@ class CertifyNetwork(Experiment):
             if not m["train_accuracy"] >= ACCURACY_MIN:
                 problems.append(
                     f"{tag} reached train accuracy {m['train_accuracy']:.3f} < {ACCURACY_MIN}"
+                )
+            if m["lambda_min"] >= -tau and not m.get("certificate_converged", True):
+                # an unconverged λ_min is only a Ritz value, an upper bound: no proof
+                problems.append(
+                    f"{tag}: the certificate did not converge (kind {m['kind']!r}), so "
+                    f"λ_min ≥ −τ is not established"
                 )
             if not m["lambda_min"] >= -tau:
                 problems.append(

@@ -258,8 +258,9 @@ def _figures(by: dict[str, dict[int, list[float]]], fits: dict[str, dict[str, fl
                 )
         if by:
             d0 = min(min(v) for v in by.values())
+            d1 = max(max(v) for v in by.values())  # the contrast line ends with the data
             m0 = min(np.median(by[o][d0]) for o in by if d0 in by[o])
-            dd = np.logspace(math.log10(d0), 5, 50)
+            dd = np.logspace(math.log10(d0), math.log10(max(d1, d0)), 50)
             ax.plot(
                 dd,
                 m0 * np.sqrt(dd / d0),
@@ -268,6 +269,8 @@ def _figures(by: dict[str, dict[int, list[float]]], fits: dict[str, dict[str, fl
                 label="√d growth (for contrast)",
             )
         ax.set_xscale("log")
+        if by:  # fit the axis to the dimensions measured (quick: 10…10⁴, full: 10…10⁵)
+            ax.set_xlim(d0 / 1.6, d1 * 1.6)
         top = max(
             (max(v for vs in d.values() for v in vs if math.isfinite(v)) for d in by.values()),
             default=100,

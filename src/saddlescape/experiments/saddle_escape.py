@@ -10,15 +10,18 @@ exponentially with d (Du et al., Theorem 4.1). Perturbed GD (Jin et al. 2017) ad
 random kick of radius r whenever the gradient is small, so every escape starts at
 distance ≈ r and the total time is polynomial in d.
 
-**Measurement.** For each (optimizer, d) ``n_inits`` starts drawn uniformly from
-``[−1, 1]^d`` by the generator of ``seed`` (the same starts for every optimizer) run as
-independent batched runs; a run's *hitting time* is the number of optimizer steps until
-``‖|x| − 4τ·𝟙‖ ≤ tol`` (the 2^d minima are sign copies of ``4τ·𝟙``). A run that has not
-arrived after ``max_iter`` steps is *censored*. Gradient descent is deterministic and
-memoryless, so a GD run whose iterate is bit-for-bit unchanged by a step is a floating-
-point fixed point and stays there forever: it is stopped and counted as censored
-("frozen"); at d ≥ 6 the coordinates still to escape underflow to subnormal numbers and
-GD freezes at a saddle (THEORY.md).
+**Measurement.** A stored run is one (optimizer, d, seed) cell: ``n_inits`` starts drawn
+uniformly from ``[−1, 1]^d`` by a generator seeded with ``seed`` (the same starts for every
+optimizer; ``seed`` also seeds PGD's, noisy GD's and PAGD's random perturbations) run as
+independent batched runs. The default sweep has 4 seeds × 9 starts = 36 independent runs
+per (optimizer, d) (quick: 2 × 4 = 8); the analysis pools the seeds, and the table and
+verdict report how many runs each median is over. A run's *hitting time* is the number of
+optimizer steps until ``‖|x| − 4τ·𝟙‖ ≤ tol`` (the 2^d minima are sign copies of ``4τ·𝟙``).
+A run that has not arrived after ``max_iter`` steps is *censored*. Gradient descent is
+deterministic and memoryless, so a GD run whose iterate is bit-for-bit unchanged by a step
+is a floating-point fixed point and stays there forever: it is stopped and counted as
+censored ("frozen"); at d ≥ 6 the coordinates still to escape underflow to subnormal
+numbers and GD freezes at a saddle (THEORY.md).
 
 Optimizers and hyperparameters (ℓ = ``Octopus.smoothness`` = max(2L, 2γ, 4Lτ, 2γτ) = 4e²,
 ρ = ``Octopus.hessian_lipschitz`` ≈ 103.7):
@@ -38,17 +41,17 @@ Optimizers and hyperparameters (ℓ = ``Octopus.smoothness`` = max(2L, 2γ, 4Lτ
   solver; unbatched (the starts run one after another). A step costs one gradient and up
   to d Hessian-vector products.
 
-**Verdict.** Medians over the starts (a median is censored when more than half the runs
-are). GD's per-dimension growth factor is ``exp(b)`` for the least-squares line
-``log median ≈ a + b·d`` over the uncensored dimensions; the claim's exponential half holds
-when it is ≥ ``GD_FACTOR_MIN`` = 3 (THEORY.md measured ≈ 4; a polynomial of degree p grows
-by ``((d+1)/d)^p`` per dimension, far below 3 for the d here unless p is large) and every
-dimension above the last uncensored one is censored too. Its polynomial half holds when
-PGD is uncensored at every d and its log-log slope (``log median`` against ``log d``) is
-≤ ``PGD_SLOPE_MAX`` = 2 (THEORY.md: ≈ 1.1 over d = 2…10). The other optimizers' growth
-factors and slopes are reported, not judged.
+**Verdict.** Medians over the pooled starts of all seeds (a median is censored when more
+than half the runs are). GD's per-dimension growth factor is ``exp(b)`` for the
+least-squares line ``log median ≈ a + b·d`` over the uncensored dimensions; the claim's
+exponential half holds when it is ≥ ``GD_FACTOR_MIN`` = 3 (THEORY.md measured ≈ 4; a
+polynomial of degree p grows by ``((d+1)/d)^p`` per dimension, far below 3 for the d here
+unless p is large) and every dimension above the last uncensored one is censored too. Its
+polynomial half holds when PGD is uncensored at every d and its log-log slope
+(``log median`` against ``log d``) is ≤ ``PGD_SLOPE_MAX`` = 2 (THEORY.md: ≈ 1.1 over d = 2…10).
+The other optimizers' growth factors and slopes are reported, not judged.
 
-Measured (2026-11-28, full grid, 9 starts, seed 0): median steps for d = 2…10 — GD 250,
+Measured (2026-11-28, one seed: seed 0, 9 starts): median steps for d = 2…10 — GD 250,
 806, 3192, 11356 (3 of 9 frozen), then every run frozen for d ≥ 6 (×3.61 per dimension);
 PGD 216, 335, 472, 591, 704, 857, 1009, 1154, 1275 (×1.24, log-log slope 1.11); noisy GD
 slope 1.14; PAGD 1.43; cubic Newton 66 → 335 steps, slope 1.02.
@@ -149,12 +152,12 @@ class SaddleEscape(Experiment):
     default_grid: ClassVar[dict[str, list[Any]]] = {
         "dim": list(range(2, 11)),
         "optimizer": list(OPTIMIZERS),
-        "seed": [0],
+        "seed": [0, 1, 2, 3],  # × n_inits = 9 starts: 36 independent runs per (optimizer, d)
     }
     quick_grid: ClassVar[dict[str, list[Any]]] = {
         "dim": [2, 3, 4, 5],
         "optimizer": list(OPTIMIZERS),
-        "seed": [0],
+        "seed": [0, 1],  # × 4 starts: 8 runs per (optimizer, d)
     }
 
     # ------------------------------------------------------------------ one run
@@ -195,9 +198,11 @@ class SaddleEscape(Experiment):
         failed = len(records) - len(ok)
         cells: dict[tuple[str, int], list[np.ndarray]] = defaultdict(list)
         caps: dict[tuple[str, int], int] = {}
+        seeds: dict[tuple[str, int], set[int]] = defaultdict(set)
         for r in ok:
             key = (str(r.config["optimizer"]), int(r.config["dim"]))
             cells[key].append(np.asarray(r.arrays["iterations"]))
+            seeds[key].add(int(r.config.get("seed", 0)))
             caps[key] = max(caps.get(key, 0), int(r.config.get("max_iter", 0)))
         table: list[dict[str, Any]] = []
         medians: dict[str, dict[int, float]] = defaultdict(dict)
@@ -211,6 +216,7 @@ class SaddleEscape(Experiment):
                 {
                     "optimizer": opt,
                     "d": d,
+                    "seeds": len(seeds[(opt, d)]),
                     "runs": int(hits.size),
                     "median iterations": med if math.isfinite(med) else f"> {caps[(opt, d)]}",
                     "q25": q25 if math.isfinite(q25) else None,
@@ -220,13 +226,31 @@ class SaddleEscape(Experiment):
                 }
             )
         fits = {opt: _growth(meds) for opt, meds in medians.items()}
-        numbers: dict[str, float] = {"failed": float(failed)}
+        runs = [int(row["runs"]) for row in table]
+        n_seeds = [int(row["seeds"]) for row in table]
+        numbers: dict[str, float] = {
+            "failed": float(failed),
+            "runs per cell min": float(min(runs, default=0)),
+            "runs per cell max": float(max(runs, default=0)),
+            "seeds per cell min": float(min(n_seeds, default=0)),
+        }
         for opt, fit in fits.items():
             numbers[f"{opt} factor per dim"] = fit["factor"]
             numbers[f"{opt} loglog slope"] = fit["slope"]
             for d, m in sorted(medians[opt].items()):
                 numbers[f"{opt} median d={d}"] = m
         supported, summary = _decide(medians, fits, failed)
+        if runs:
+            span = f"{min(runs)}" if min(runs) == max(runs) else f"{min(runs)}–{max(runs)}"
+            seed_span = (
+                f"{min(n_seeds)}"
+                if min(n_seeds) == max(n_seeds)
+                else f"{min(n_seeds)}–{max(n_seeds)}"
+            )
+            summary += (
+                f" Medians over {span} independent runs per (optimizer, d) "
+                f"({seed_span} seed(s) pooled)."
+            )
         figures = _figures(medians, cells, caps)
         return Analysis(table, Verdict(supported, summary, numbers), figures)
 
