@@ -37,8 +37,9 @@ METHODS: tuple[str, ...] = ("double_backward", "forward_over_reverse", "finite_d
 Term = tuple[float, Callable[[torch.Tensor], torch.Tensor]]
 
 
-def resolve_method(method: str, n_terms: int) -> str:
-    """The concrete method for ``method`` (``"auto"`` included) or a ConfigError."""
+def resolve_method(method: str) -> str:
+    """The concrete method for ``method`` or a ConfigError; ``"auto"`` is double backward
+    for one batch and for many alike (measured above)."""
     if method == "auto":
         return "double_backward"
     if method not in METHODS:
@@ -78,7 +79,7 @@ class HVPEngine:
             raise CurvatureError("the loss has no terms (empty data)")
         self.terms = list(terms)
         self.theta = theta.detach()
-        self.method = resolve_method(method, len(self.terms))
+        self.method = resolve_method(method)
         self._context = context
         self._value: float | None = None
         self._grad: torch.Tensor | None = None

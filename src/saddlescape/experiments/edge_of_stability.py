@@ -48,7 +48,7 @@ until the *edge* ``r ≈ 1``, then the sharpness *hovers* there. A run supports 
 The verdict needs every η to pass and reports, per η, the deciding numbers: ``r(0)``, the
 edge step, and the late-window median, spread and drift.
 
-Measured (2026-11-29, seed 0, ``every`` = 50; sharpness 11.53 at step 0 for every η):
+Measured (2026-11-28, seed 0, ``every`` = 50; sharpness 11.53 at step 0 for every η):
 
 - full run, 2,400 steps, late window 1,600–2,400: η = 0.08 — r(0) = 0.46, edge at step
   800, late median r 1.04 (spread 0.07, drift +0.01); η = 0.1 — 0.58, step 350, 1.05
