@@ -116,7 +116,7 @@ def test_lr_scheduler_is_followed():
         opt.step()
         expected *= 1 - 2 * 0.25 * 0.5**k
         sched.step()
-        assert float(x) == pytest.approx(expected, rel=1e-14)
+        assert x.item() == pytest.approx(expected, rel=1e-14)
 
 
 def test_noisy_gaussian_schedule_matches_optax_formula():

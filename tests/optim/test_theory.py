@@ -152,7 +152,7 @@ def test_digits_mlp_training_loop(name, hyper):
         loss.backward()
         return loss
 
-    first = float(closure())
+    first = closure().item()
     for _ in range(200):
         loss = opt.step(closure)
     accuracy = float((net(X).argmax(1) == y).double().mean())
