@@ -106,7 +106,7 @@ def test_fit_full_batch_is_plain_gradient_descent():
     loss_fn = make_loss("mse")
     for step in range(3):
         value = loss_fn(ref(X), y)
-        assert history[step] == pytest.approx(float(value), rel=1e-12)
+        assert history[step] == pytest.approx(value.item(), rel=1e-12)
         grads = torch.autograd.grad(value, list(ref.parameters()))
         with torch.no_grad():
             for p, g in zip(ref.parameters(), grads, strict=True):
