@@ -259,19 +259,24 @@ def random_case(kind, shift, n, seed):
     return A, float(exact[0]), float(exact[-1]), float(exact.abs().max())
 
 
+#: Hypothesis arguments shared by the random-operator tests: a spectrum, a point (its
+#: curvature threshold τ) and an HVP budget (None: ample).
+RANDOM_CASES = {
+    "kind": st.sampled_from(SPECTRA),
+    "shift": st.sampled_from(SHIFTS),
+    "n": st.integers(3, 80),
+    "tau": st.sampled_from([1e-4, 1e-2, 0.3]),
+    "budget": st.one_of(st.none(), st.integers(1, 30)),
+    "seed": st.integers(0, 2**20),
+}
+
+
 def far_from(values, tau, norm):
     """Every value is clearly on one side of ±τ (no decision hangs on rounding)."""
     return all(abs(v - t) > 1e-6 * norm for v in values for t in (-tau, tau))
 
 
-@given(
-    kind=st.sampled_from(SPECTRA),
-    shift=st.sampled_from(SHIFTS),
-    n=st.integers(3, 80),
-    tau=st.sampled_from([1e-4, 1e-2, 0.3]),
-    budget=st.one_of(st.none(), st.integers(1, 30)),
-    seed=st.integers(0, 2**20),
-)
+@given(**RANDOM_CASES)
 def test_certify_matches_dense_eigvalsh(kind, shift, n, tau, budget, seed):
     A, lo, hi, norm = random_case(kind, shift, n, seed)
     assume(far_from((lo, hi), tau, norm))
@@ -298,14 +303,7 @@ def test_certify_matches_dense_eigvalsh(kind, shift, n, tau, budget, seed):
         assert float(d.norm()) == pytest.approx(1.0) and float(d @ A @ d) < -tau
 
 
-@given(
-    kind=st.sampled_from(SPECTRA),
-    shift=st.sampled_from(SHIFTS),
-    n=st.integers(3, 80),
-    tau=st.sampled_from([1e-4, 1e-2, 0.3]),
-    budget=st.one_of(st.none(), st.integers(1, 30)),
-    seed=st.integers(0, 2**20),
-)
+@given(**RANDOM_CASES)
 def test_has_negative_curvature_matches_dense_eigvalsh(kind, shift, n, tau, budget, seed):
     A, lo, _, norm = random_case(kind, shift, n, seed)
     assume(abs(lo + tau) > 1e-6 * norm)

@@ -4,7 +4,6 @@ import pytest
 import torch
 
 from saddlescape.curvature import DenseOperator, power_iteration
-from saddlescape.errors import ConfigError
 
 
 def test_finds_largest_magnitude_even_if_negative():
@@ -25,19 +24,3 @@ def test_budget_and_determinism():
     b = power_iteration(DenseOperator(A), tol=1e-10, max_hvps=20, seed=3)
     assert not a.converged and a.hvps == 20
     assert torch.equal(a.eigenvalues, b.eigenvalues)
-
-
-@pytest.mark.parametrize(
-    ("kwargs", "name"),
-    [
-        ({"tol": -1.0}, "tol"),
-        ({"tol": float("nan")}, "tol"),
-        ({"max_hvps": 0}, "max_hvps"),
-        ({"max_hvps": 1.5}, "max_hvps"),
-    ],
-)
-def test_bad_tolerance_and_budget_spend_nothing(kwargs, name):
-    op = DenseOperator(torch.eye(3, dtype=torch.float64))
-    with pytest.raises(ConfigError, match=name):
-        power_iteration(op, **kwargs)
-    assert op.hvps == 0

@@ -116,16 +116,26 @@ def test_on_hessian_operator_of_a_function():
     assert abs(r.estimate - true) < 4 * r.std_error + 1e-9
 
 
-@given(
-    kind=st.sampled_from(SPECTRA),
-    n=st.integers(3, 100),
-    m=st.integers(60, 300),
-    seed=st.integers(0, 2**20),
-)
-def test_hutchinson_within_four_standard_errors(kind, n, m, seed):
+def random_matrix(kind: str, n: int, seed: int) -> tuple[torch.Tensor, float]:
+    """A random symmetric matrix with a spectrum of ``kind``, and its exact trace."""
     gen = torch.Generator().manual_seed(seed)
     A = with_spectrum(spectrum(kind, n, gen), gen)
-    exact = float(torch.trace(A))
+    return A, float(torch.trace(A))
+
+
+def random_cases(min_matvecs: int) -> dict:
+    """Hypothesis arguments: a spectrum kind, a size, a product budget and a seed."""
+    return {
+        "kind": st.sampled_from(SPECTRA),
+        "n": st.integers(3, 100),
+        "m": st.integers(min_matvecs, 300),
+        "seed": st.integers(0, 2**20),
+    }
+
+
+@given(**random_cases(60))
+def test_hutchinson_within_four_standard_errors(kind, n, m, seed):
+    A, exact = random_matrix(kind, n, seed)
     r = trace(DenseOp(A), "hutchinson", num_matvecs=m, seed=seed)
     assert r.hvps == m
     # Rademacher probes: Var(zᵀAz) = 2·Σ_{i≠j} A_ij², so the exact standard error is
@@ -136,16 +146,9 @@ def test_hutchinson_within_four_standard_errors(kind, n, m, seed):
     assert r.std_error <= 2 * sd + tiny  # the reported one is its sample estimate
 
 
-@given(
-    kind=st.sampled_from(SPECTRA),
-    n=st.integers(3, 100),
-    m=st.integers(90, 300),
-    seed=st.integers(0, 2**20),
-)
+@given(**random_cases(90))
 def test_hutch_plus_plus_within_four_standard_errors_or_exact(kind, n, m, seed):
-    gen = torch.Generator().manual_seed(seed)
-    A = with_spectrum(spectrum(kind, n, gen), gen)
-    exact = float(torch.trace(A))
+    A, exact = random_matrix(kind, n, seed)
     r = trace(DenseOp(A), "hutch++", num_matvecs=m, seed=seed)
     frob = float(A.norm())
     if m // 3 >= n:  # the sketch spans R^n: exact, with 2n products
