@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import re
 import subprocess
 import sys
 import textwrap
@@ -169,3 +170,20 @@ def test_process_workers_exit_when_the_sweep_is_killed(tmp_path):
     while any(_alive(p) for p in workers) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert not any(_alive(p) for p in workers), workers
+
+
+@pytest.mark.parametrize(
+    ("address", "message"),
+    [
+        ("nonsense", "address must be 'auto', 'host:port'"),
+        ("127.0.0.1:1", "no Ray cluster answers at '127.0.0.1:1'"),
+        ("ray://127.0.0.1:1", "no Ray cluster answers"),
+    ],
+)
+def test_an_unreachable_ray_address_fails_fast_naming_it(address, message):
+    pytest.importorskip("ray")
+    import ray
+
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        make_executor("ray", workers=1, address=address)
+    assert not ray.is_initialized()

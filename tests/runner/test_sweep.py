@@ -248,3 +248,17 @@ def test_git_revision_marks_a_dirty_tree_and_ignores_site_packages(tmp_path):
     site.mkdir(parents=True)
     assert git_revision(site) is None
     assert git_revision(tmp_path) is None  # not a checkout
+
+
+def test_a_sweep_whose_executor_fails_to_start_keeps_the_latest_sweep(tmp_path):
+    first = run_sweep("toy_quadratic", grid={"seed": [0, 1]}, store=tmp_path, progress=False)
+    with pytest.raises(ConfigError, match="address"):
+        run_sweep("toy_quadratic", grid={"seed": [5]}, store=tmp_path, executor="process",
+                  address="auto", progress=False)  # fmt: skip
+    with Store(tmp_path) as store:
+        assert store.latest_sweep("toy_quadratic") == first.keys  # the report still has it
+    other = run_sweep("toy_quadratic", grid={"seed": [1]}, store=tmp_path, progress=False)
+    assert (other.ok, other.skipped) == (0, 1)
+    with Store(tmp_path) as store:  # a fully stored plan becomes the latest at once
+        assert store.latest_sweep("toy_quadratic") == other.keys
+        assert store.count("toy_quadratic") == 2

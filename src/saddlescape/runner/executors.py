@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import multiprocessing
 import os
+import socket
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
@@ -182,7 +183,14 @@ class RayExecutor(_Map):
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
             if address:
-                ray.init(address=address, **kwargs)
+                _check_reachable(address)
+                try:
+                    ray.init(address=address, **kwargs)
+                except (ConnectionError, RuntimeError, ValueError) as exc:
+                    first = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
+                    raise ConfigError(
+                        f"address: cannot connect to the Ray cluster at {address!r}: {first}"
+                    ) from None
             else:
                 ray.init(num_cpus=_default_workers(workers), **kwargs)
             self._owns_cluster = True
@@ -200,6 +208,27 @@ class RayExecutor(_Map):
         if self._owns_cluster and self._ray.is_initialized():
             self._ray.shutdown()
         self._owns_cluster = False
+
+
+def _check_reachable(address: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming ``address``, when a ``host:port`` (or ``ray://host:port``) address
+    does not accept connections: ``ray.init`` would otherwise retry for minutes.
+    ``"auto"`` and ``"local"`` are left to Ray."""
+    if address in ("auto", "local"):
+        return
+    hostport = address.split("://", 1)[-1].rstrip("/")
+    host, sep, port = hostport.rpartition(":")
+    if not sep or not host or not port.isdigit():
+        raise ConfigError(
+            f"address must be 'auto', 'host:port' or 'ray://host:port', got {address!r}"
+        )
+    try:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout):
+            pass
+    except OSError as exc:
+        raise ConfigError(
+            f"address: no Ray cluster answers at {address!r} ({exc.strerror or exc})"
+        ) from None
 
 
 def make_executor(

@@ -259,7 +259,6 @@ def run_sweep(
     db = Store(store) if not isinstance(store, Store) else store
     executor_name = executor if isinstance(executor, str) else type(executor).__name__
     try:
-        db.record_sweep(name, (s.key for s in specs))
         stored = db.statuses(name)
         todo = [
             s
@@ -270,6 +269,8 @@ def run_sweep(
         ok = failed = 0
         failures: list[tuple[str, str]] = []
         n_workers = 1
+        if not todo:  # every run is stored: this plan is the latest sweep at once
+            db.record_sweep(name, (s.key for s in specs))
         if todo:
             git = git_revision()
             by_key = {s.key: s for s in todo}
@@ -280,6 +281,8 @@ def run_sweep(
                 else executor
             )
             n_workers = pool.workers
+            # the executor is up: from here this sweep is the latest one of the experiment
+            db.record_sweep(name, (s.key for s in specs))
             window = 1 if isinstance(pool, SequentialExecutor) else 2 * pool.workers
             if callable(progress):
                 reporter, callback = _NoProgress(), progress
