@@ -121,23 +121,24 @@ def test_rho_float32_and_errors():
         smoothness(f)
 
 
-@pytest.mark.parametrize("fn", ["smoothness", "suggest_lr", "power_iteration"])
+BAD_BUDGETS = [
+    ({"tol": -1.0}, "tol"),
+    ({"tol": float("nan")}, "tol"),
+    ({"tol": float("inf")}, "tol"),
+    ({"max_hvps": 0}, "max_hvps"),
+    ({"max_hvps": 2.5}, "max_hvps"),
+]
+
+
 @pytest.mark.parametrize(
-    ("kwargs", "name"),
-    [
-        ({"tol": 0.0}, "tol"),  # power_iteration reads tol=0 as "run to the budget"
-        ({"tol": -1.0}, "tol"),
-        ({"tol": float("nan")}, "tol"),
-        ({"tol": float("inf")}, "tol"),
-        ({"max_hvps": 0}, "max_hvps"),
-        ({"max_hvps": 2.5}, "max_hvps"),
-    ],
+    ("fn", "kwargs", "name"),
+    [(fn, *bad) for fn in ("smoothness", "suggest_lr", "power_iteration") for bad in BAD_BUDGETS]
+    # power_iteration reads tol=0 as "run to the budget"; smoothness needs a tolerance
+    + [("smoothness", {"tol": 0.0}, "tol"), ("suggest_lr", {"tol": 0.0}, "tol")],
 )
 def test_bad_tolerance_and_budget_are_refused_before_any_product(fn, kwargs, name):
     from saddlescape import curvature
 
-    if fn == "power_iteration" and kwargs.get("tol") == 0.0:
-        pytest.skip("tol=0 is valid for power_iteration")
     op = curvature.DenseOperator(torch.eye(3, dtype=torch.float64))
     with pytest.raises(ConfigError, match=name):
         getattr(curvature, fn)(op, **kwargs)

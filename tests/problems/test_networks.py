@@ -132,7 +132,7 @@ def test_mlp_f_equals_module_loss(loss, dtype):
     value = p.f(theta)
     assert value.dtype == dtype
     rtol = 1e-5 if dtype == torch.float32 else 1e-12
-    assert float(value) == pytest.approx(float(ref), rel=rtol)
+    assert value.item() == pytest.approx(ref.item(), rel=rtol)
     # gradient against the module's backward
     ref.backward()
     g_ref = torch.cat([q.grad.reshape(-1) for q in net.parameters()])
