@@ -27,6 +27,7 @@ only to ~4e-5 relative in float32 (5e-11 in float64), so ``"auto"`` never picks 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Sequence
 
 import torch
@@ -35,6 +36,10 @@ from ..errors import ConfigError, CurvatureError, DivergenceError
 
 METHODS: tuple[str, ...] = ("double_backward", "forward_over_reverse", "finite_difference")
 Term = tuple[float, Callable[[torch.Tensor], torch.Tensor]]
+# torch errors of forward-mode AD through a backward formula it does not support (torch
+# 2.13: mse_loss's backward builds an immutable ZeroTensor for a target without tangent;
+# huber_loss_backward has no forward derivative)
+_FORWARD_AD_GAPS = ("ZeroTensors are immutable", "Trying to use forward AD with")
 
 
 def resolve_method(method: str) -> str:
@@ -53,9 +58,15 @@ def _scalar(value: torch.Tensor, where: str) -> torch.Tensor:
     if value.numel() != 1:
         raise CurvatureError(
             f"{where} must return a scalar loss, got shape {tuple(value.shape)} "
-            "(use a mean- or sum-reduced loss)"
+            "(use reduction='mean' or 'sum': both are weighted exactly over batches)"
         )
     return value.reshape(())
+
+
+def _finite_loss(value: float, where: str) -> float:
+    if not math.isfinite(value):
+        raise DivergenceError(f"the loss of {where} is not finite ({value})")
+    return value
 
 
 def _finite(t: torch.Tensor, what: str) -> torch.Tensor:
@@ -86,6 +97,13 @@ class HVPEngine:
         self._graph: tuple[torch.Tensor, torch.Tensor] | None = None  # (theta leaf, grad)
 
     # --------------------------------------------------------------- helpers
+    def _where(self, i: int) -> str:
+        return f"batch {i}" if len(self.terms) > 1 else "the loss"
+
+    def at(self, theta: torch.Tensor) -> HVPEngine:
+        """The same loss (terms, method, context) at another point ``theta``."""
+        return HVPEngine(self.terms, theta, self.method, self._context)
+
     def _ctx(self):
         import contextlib
 
@@ -97,14 +115,15 @@ class HVPEngine:
         with self._ctx(), torch.enable_grad():
             for i, (w, fn) in enumerate(self.terms):
                 leaf = theta.detach().requires_grad_(True)
-                loss = _scalar(fn(leaf), f"loss term {i}" if len(self.terms) > 1 else "loss")
+                where = self._where(i)
+                loss = _scalar(fn(leaf), where)
                 if not loss.requires_grad:
                     g = torch.zeros_like(theta)
                 else:
                     (g,) = torch.autograd.grad(
                         loss, leaf, allow_unused=True, materialize_grads=True
                     )
-                total += w * float(loss.detach())
+                total += w * _finite_loss(float(loss.detach()), where)
                 grad.add_(g, alpha=w)
         return total, grad
 
@@ -124,7 +143,7 @@ class HVPEngine:
                 g = g * w if w != 1.0 else g
             self._graph = (leaf, g)
             if self._grad is None:
-                self._value = w * float(loss.detach())
+                self._value = w * _finite_loss(float(loss.detach()), "the loss")
                 self._grad = _finite(g.detach().clone(), "the gradient")
         return self._graph
 
@@ -183,7 +202,17 @@ class HVPEngine:
         out = torch.zeros_like(v)
         with self._ctx():
             for w, fn in self.terms:
-                _, hv = torch.func.jvp(torch.func.grad(fn), (self.theta,), (v,))
+                try:
+                    _, hv = torch.func.jvp(torch.func.grad(fn), (self.theta,), (v,))
+                except (RuntimeError, NotImplementedError) as e:
+                    if not any(m in str(e) for m in _FORWARD_AD_GAPS):
+                        raise
+                    first = str(e).strip().splitlines()[0]
+                    raise CurvatureError(
+                        f"method='forward_over_reverse' cannot differentiate this loss in torch "
+                        f"{torch.__version__} ({first}); use method='double_backward' (what "
+                        "'auto' picks)"
+                    ) from e
                 out.add_(hv, alpha=w)
         return out
 

@@ -6,7 +6,9 @@ An operator is anything with ``matvec(v)``, ``shape`` and ``dtype`` (``matmat``,
 
 - :class:`HessianOperator` — ``∇²f(x)`` through Hessian-vector products (Pearlmutter
   1994), never formed; ``from_function`` for ``f`` of one flat tensor, ``from_model``
-  for a ``torch.nn.Module``, a mean-reduction loss and a dataset.
+  for a model, a loss and data (the batch protocol of
+  :mod:`~saddlescape.curvature._empirical_risk`: every reduction weighted exactly, eval or
+  train mode, a snapshot of the model's state).
 - :class:`DenseOperator` — a dense symmetric matrix behind the same interface (tests,
   small problems, users' own matrices).
 
@@ -20,14 +22,14 @@ An operator is anything with ``matvec(v)``, ``shape`` and ``dtype`` (``matmat``,
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
 import torch
 
 from ..errors import CurvatureError
+from ._empirical_risk import EmpiricalRisk
 from .hvp import HVPEngine
 
 __all__ = ["DenseOperator", "HessianOperator", "SymmetricOperator"]
@@ -139,90 +141,6 @@ class DenseOperator(SymmetricOperator):
         return self.matrix @ V
 
 
-# ------------------------------------------------------------------ model helpers
-@contextlib.contextmanager
-def _eval_mode(model: torch.nn.Module) -> Iterator[None]:
-    """Put every submodule in eval mode, then restore each one's own flag."""
-    modes = [(m, m.training) for m in model.modules()]
-    model.eval()
-    try:
-        yield
-    finally:
-        for m, mode in modes:
-            m.training = mode
-
-
-def _is_batch(obj: Any) -> bool:
-    return (
-        isinstance(obj, (tuple, list))
-        and len(obj) == 2
-        and isinstance(obj[1], torch.Tensor)
-        and (isinstance(obj[0], torch.Tensor) or _is_tensor_tuple(obj[0]))
-    )
-
-
-def _is_tensor_tuple(obj: Any) -> bool:
-    return isinstance(obj, (tuple, list)) and len(obj) > 0 and isinstance(obj[0], torch.Tensor)
-
-
-def _batch_size(inputs: Any) -> int:
-    t = inputs if isinstance(inputs, torch.Tensor) else inputs[0]
-    return int(t.shape[0]) if t.ndim > 0 else 1
-
-
-def _batches(data: Any) -> list[tuple[Any, torch.Tensor]]:
-    """``(inputs, targets)`` or an iterable of such pairs → a list of pairs."""
-    if _is_batch(data):
-        return [(data[0], data[1])]
-    if isinstance(data, torch.Tensor) or not isinstance(data, Iterable):
-        raise CurvatureError(
-            "data must be an (inputs, targets) pair or an iterable of such batches, "
-            f"got {type(data).__name__}"
-        )
-    out = []
-    for i, b in enumerate(data):
-        if not _is_batch(b):
-            raise CurvatureError(
-                f"batch {i} is not an (inputs, targets) pair of tensors (got {type(b).__name__})"
-            )
-        out.append((b[0], b[1]))
-    return out
-
-
-def _select_params(
-    model: torch.nn.Module, params: Sequence[torch.nn.Parameter | str] | None
-) -> tuple[list[str], list[torch.Tensor]]:
-    named = dict(model.named_parameters())
-    if params is None:
-        chosen = [(n, p) for n, p in named.items() if p.requires_grad]
-        if not chosen:
-            raise CurvatureError("the model has no parameter that requires grad")
-        return [n for n, _ in chosen], [p for _, p in chosen]
-    by_id = {id(p): n for n, p in named.items()}
-    names: list[str] = []
-    for p in params:
-        if isinstance(p, str):
-            if p not in named:
-                raise CurvatureError(f"the model has no parameter named {p!r}")
-            name = p
-        elif isinstance(p, torch.Tensor):
-            if id(p) not in by_id:
-                raise CurvatureError(
-                    f"a parameter of shape {tuple(p.shape)} does not belong to the model"
-                )
-            name = by_id[id(p)]
-        else:
-            raise CurvatureError(f"params must be parameters or names, got {type(p).__name__}")
-        if not named[name].requires_grad:
-            raise CurvatureError(f"parameter {name!r} does not require grad")
-        if name in names:
-            raise CurvatureError(f"parameter {name!r} is listed twice")
-        names.append(name)
-    if not names:
-        raise CurvatureError("params is empty: choose at least one parameter")
-    return names, [named[n] for n in names]
-
-
 class HessianOperator(SymmetricOperator):
     """The Hessian ``∇²f(x)`` at a point, applied through Hessian-vector products.
 
@@ -246,6 +164,10 @@ class HessianOperator(SymmetricOperator):
         self.method = engine.method
         self.param_names = param_names
         self._param_shapes = param_shapes
+        self.mode: str | None = None
+        self.reduction: str | None = None
+        self.num_batches = 1
+        self.description = "a function of one flat tensor"
 
     # ---------------------------------------------------------------- constructors
     @classmethod
@@ -273,56 +195,89 @@ class HessianOperator(SymmetricOperator):
     @classmethod
     def from_model(
         cls,
-        model: torch.nn.Module,
-        loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
-        data: Any,
-        params: Sequence[torch.nn.Parameter | str] | None = None,
+        model: torch.nn.Module | Callable[..., Any],
+        loss_fn: Callable[..., torch.Tensor] | None = None,
+        data: Any = None,
+        params: Any = None,
         method: str = "auto",
+        *,
+        mode: str = "eval",
+        reduction: str | None = None,
+        batch_size_fn: Callable[[Any], float] | None = None,
+        batch_loss: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
     ) -> HessianOperator:
-        """The Hessian of the dataset loss of ``model`` w.r.t. (a subset of) its parameters.
+        """The Hessian of a model's loss on a dataset w.r.t. (a subset of) its parameters.
 
-        The loss is ``L(θ) = Σ_b n_b · loss_fn(model(x_b), y_b) / N`` over the batches of
-        ``data`` — the exact full-dataset mean for a mean-reduction ``loss_fn`` even when the
-        last batch is smaller. ``data`` is an ``(inputs, targets)`` pair or an iterable of
-        such batches (``inputs`` a tensor, or a tuple of tensors passed as ``model(*inputs)``;
-        iterables are read once into a list). The model is evaluated in eval mode (dropout
-        off, batch norm on running statistics) and every module's mode is restored after
-        each evaluation. ``params``: parameters or names (default: all parameters that
-        require grad, in ``named_parameters()`` order); vectors are the concatenation of the
-        flattened parameters in that order (see :attr:`param_names`, :meth:`unflatten`).
+        The loss is the loss of one batch holding all of ``data``, exactly as ``loss_fn``
+        means it: batches are combined by the loss's own reduction (``sum``: added; ``mean``:
+        weighted by what each batch's mean divides by — examples, elements, non-ignored
+        targets or class weights), read from torch's loss modules and
+        ``torch.nn.functional`` losses; for any other loss over several batches say
+        ``reduction="mean"`` or ``"sum"`` (and ``batch_size_fn`` when a mean is not over the
+        batch's leading dimension). Where the weighting cannot be determined the
+        construction fails and says how to fix it.
+
+        - ``model``: a ``torch.nn.Module``, or a function ``model(params, inputs)`` of a dict
+          of tensors (then ``params`` is that dict: the point).
+        - ``data``: one batch or an iterable of batches (read once). With ``loss_fn``, a
+          batch is ``(inputs, targets)``; ``inputs`` a tensor, a tuple (``model(*inputs)``)
+          or a dict (``model(**inputs)``). With ``loss_fn=None`` the model returns the loss
+          of a whole batch (a scalar, ``.loss`` or ``["loss"]``; dict batches are passed as
+          keyword arguments); with ``batch_loss=fn`` the loss of a batch is
+          ``fn(model, batch)``.
+        - ``params``: parameters or names (default: all that require grad, in
+          ``named_parameters()`` order); vectors are their flattened concatenation (see
+          :attr:`param_names`, :meth:`unflatten`).
+        - ``mode``: ``"eval"`` (dropout off, BatchNorm on running statistics) or
+          ``"train"`` (BatchNorm on each batch's statistics — the loss training minimizes,
+          so the batching defines it; running statistics are never updated; random layers
+          are refused).
+
+        Construction copies the parameters and buffers: later changes to the model change
+        nothing here. The module docstring of :mod:`saddlescape.curvature._empirical_risk`
+        has the details. Attributes: ``mode``, ``reduction``, ``num_batches`` and
+        ``description`` (how the batches were combined).
+
+        >>> import torch
+        >>> _ = torch.manual_seed(0)
+        >>> model = torch.nn.Linear(3, 1).double()
+        >>> X, y = torch.randn(10, 3).double(), torch.randn(10, 1).double()
+        >>> loss = torch.nn.MSELoss(reduction="sum")
+        >>> one = HessianOperator.from_model(model, loss, (X, y))
+        >>> two = HessianOperator.from_model(model, loss, [(X[:3], y[:3]), (X[3:], y[3:])])
+        >>> v = torch.randn(4).double()
+        >>> torch.allclose(one @ v, two @ v), two.description
+        (True, 'MSELoss, summed over 2 batches')
         """
-        if not isinstance(model, torch.nn.Module):
-            raise CurvatureError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-        names, tensors = _select_params(model, params)
-        batches = _batches(data)
-        sizes = [_batch_size(inp) for inp, _ in batches]
-        total = sum(sizes)
-        if not batches or total == 0:
-            raise CurvatureError("data is empty: the Hessian of a loss needs at least one example")
-        shapes = [t.shape for t in tensors]
-        numels = [t.numel() for t in tensors]
-        theta = torch.cat([t.detach().reshape(-1) for t in tensors])
+        risk = EmpiricalRisk(
+            model,
+            loss_fn,
+            data,
+            params=params,
+            mode=mode,
+            reduction=reduction,
+            batch_size_fn=batch_size_fn,
+            batch_loss=batch_loss,
+        )
+        engine = HVPEngine(risk.terms, risk.theta, method, context=risk.context)
+        engine.gradient()  # value and gradient now: a bad loss fails at construction
+        risk.check_deterministic()
+        op = cls(engine, param_names=risk.names, param_shapes=risk.shapes)
+        op.mode, op.reduction = risk.mode, risk.reduction
+        op.num_batches, op.description = risk.num_batches, risk.description
+        return op
 
-        def unflat(th: torch.Tensor) -> dict[str, torch.Tensor]:
-            parts = torch.split(th, numels)
-            return {n: p.view(s) for n, p, s in zip(names, parts, shapes, strict=True)}
-
-        def make_term(inputs: Any, targets: torch.Tensor):
-            args = (inputs,) if isinstance(inputs, torch.Tensor) else tuple(inputs)
-
-            def term(th: torch.Tensor) -> torch.Tensor:
-                out = torch.func.functional_call(model, unflat(th), args)
-                return loss_fn(out, targets)
-
-            return term
-
-        terms = [
-            (n_b / total, make_term(inp, tgt))
-            for (inp, tgt), n_b in zip(batches, sizes, strict=True)
-        ]
-        engine = HVPEngine(terms, theta, method, context=lambda: _eval_mode(model))
-        engine.gradient()
-        return cls(engine, param_names=names, param_shapes=shapes)
+    def at(self, point: torch.Tensor) -> HessianOperator:
+        """The Hessian of the same loss (same data, snapshot, mode and method) at another
+        flat ``point`` (e.g. to measure how the Hessian changes, see
+        :func:`~saddlescape.curvature.hessian_lipschitz`)."""
+        point = self._check(point, 1).detach()
+        op = type(self)(
+            self._engine.at(point), param_names=self.param_names, param_shapes=self._param_shapes
+        )
+        for name in ("mode", "reduction", "num_batches", "description"):
+            setattr(op, name, getattr(self, name))
+        return op
 
     # ---------------------------------------------------------------- products
     def _matvec(self, v: torch.Tensor) -> torch.Tensor:

@@ -1,0 +1,649 @@
+"""The batch protocol: a model, a loss and data become one exactly weighted empirical risk.
+
+Every operator that reads data goes through :class:`EmpiricalRisk` (the one data loop of
+the curvature package, in the spirit of curvlinops' ``_empirical_risk.py``). It defines
+
+    f(θ) = Σ_b c_b · ℓ_b(θ)
+
+where ``ℓ_b`` is the loss of batch ``b`` exactly as the user's loss computes it, and the
+coefficients ``c_b`` make ``f`` the loss of *one* batch holding all the data:
+
+- ``reduction="sum"``: ``c_b = 1``;
+- ``reduction="mean"``: ``c_b = D_b / Σ_b' D_b'`` where ``D_b`` is what the batch's mean
+  divides by — the element count for ``MSELoss``/``BCEWithLogitsLoss``/…, the number of
+  non-ignored targets or the total class weight ``Σ_i w[y_i]`` for
+  ``CrossEntropyLoss``/``NLLLoss`` with ``weight``/``ignore_index``, the batch size for
+  ``KLDivLoss(reduction="batchmean")``, and ``batch_size_fn(batch)`` for any other loss;
+- a single batch: ``c = 1`` whatever the reduction.
+
+A batch whose ``D_b`` is 0 (every target ignored) contributes nothing and is skipped; a
+total of 0 is an error. Where the weighting cannot be determined (a plain function over
+several batches without ``reduction=``, ``reduction="none"``, an unknown loss module's mean
+without ``batch_size_fn``) construction fails with an error that names the fix.
+
+**Forms of batches** (``data`` is one batch, or an iterable of batches read once):
+
+1. ``loss_fn(outputs, targets)`` with batches ``(inputs, targets)``: ``inputs`` a tensor
+   (``model(inputs)``), a tuple/list (``model(*inputs)``) or a mapping (``model(**inputs)``
+   when the forward accepts its keys, else ``model(inputs)``); ``targets`` a tensor or
+   anything ``loss_fn`` takes.
+2. ``loss_fn=None``: the model computes the loss from the whole batch (the Hugging Face
+   convention ``model(**batch).loss``): a mapping is passed as keyword arguments, a
+   tuple/list as positional ones, anything else as one argument; the model returns a
+   scalar tensor, an object with ``.loss`` or a mapping with ``"loss"``.
+3. ``batch_loss(model, batch) -> scalar`` for any batch (hessian-eigenthings' form).
+
+``model`` is a ``torch.nn.Module`` or a function ``model(params, inputs)`` of a dict of
+tensors (``params=`` is then that dict, curvlinops' ``model_func`` convention).
+
+**The state.** Construction copies every parameter and buffer the loss reads; every
+evaluation uses that snapshot, so changing the model afterwards (its parameters, BatchNorm
+statistics, train/eval flags) changes nothing. ``mode="eval"`` evaluates with every module
+in eval mode (BatchNorm on its running statistics, dropout off); ``mode="train"`` in train
+mode with BatchNorm on each batch's own statistics — the loss that training minimizes —
+without ever updating running statistics; stochastic layers (dropout with ``p > 0``,
+RReLU) are refused in train mode, and at construction the first batch's loss is computed
+twice and must agree, which catches randomness the module check cannot see. Attention
+(``scaled_dot_product_attention``) runs on its math kernel, the one whose derivatives are
+twice differentiable.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import inspect
+import math
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn import functional as F
+
+from ..errors import ConfigError, CurvatureError
+
+__all__ = ["MODES", "REDUCTIONS", "EmpiricalRisk"]
+
+MODES: tuple[str, ...] = ("eval", "train")
+REDUCTIONS: tuple[str, ...] = ("mean", "sum")
+
+Term = tuple[float, Callable[[torch.Tensor], torch.Tensor]]
+
+
+# ---------------------------------------------------------------------- the loss's weighting
+@dataclass(frozen=True)
+class LossSpec:
+    """What is known about how a loss reduces a batch.
+
+    ``reduction``: "mean", "sum", "batchmean", "none" or None (unknown); ``kind``: how the
+    mean's denominator follows from the targets ("numel", "class", "rows", "batch") or None;
+    ``weight``/``ignore_index``: the class weighting of "class" losses; ``name`` for messages.
+    """
+
+    name: str
+    reduction: str | None
+    kind: str | None = None
+    weight: torch.Tensor | None = None
+    ignore_index: int = -100
+
+
+_NUMEL_MODULES = (
+    nn.MSELoss,
+    nn.L1Loss,
+    nn.SmoothL1Loss,
+    nn.HuberLoss,
+    nn.BCELoss,
+    nn.BCEWithLogitsLoss,
+    nn.SoftMarginLoss,
+    nn.PoissonNLLLoss,
+)
+_CLASS_MODULES = (nn.CrossEntropyLoss, nn.NLLLoss)
+_FUNCTIONAL: dict[Callable[..., Any], str] = {
+    F.mse_loss: "numel",
+    F.l1_loss: "numel",
+    F.smooth_l1_loss: "numel",
+    F.huber_loss: "numel",
+    F.binary_cross_entropy: "numel",
+    F.binary_cross_entropy_with_logits: "numel",
+    F.soft_margin_loss: "numel",
+    F.poisson_nll_loss: "numel",
+    F.cross_entropy: "class",
+    F.nll_loss: "class",
+    F.kl_div: "kl",
+    F.multilabel_soft_margin_loss: "rows",
+}
+
+
+def loss_spec(loss_fn: Any) -> LossSpec:
+    """Read the reduction (and class weighting) of a torch loss module, of a
+    ``torch.nn.functional`` loss, or of a ``functools.partial`` of one with keyword
+    arguments; anything else is an unknown callable (``reduction=None``)."""
+    if isinstance(loss_fn, nn.Module):
+        name = type(loss_fn).__name__
+        red = getattr(loss_fn, "reduction", None)
+        if isinstance(loss_fn, _NUMEL_MODULES):
+            return LossSpec(name, red, "numel")
+        if isinstance(loss_fn, _CLASS_MODULES):
+            return LossSpec(name, red, "class", loss_fn.weight, int(loss_fn.ignore_index))
+        if isinstance(loss_fn, nn.KLDivLoss):
+            return LossSpec(name, red, "batch" if red == "batchmean" else "numel")
+        if isinstance(loss_fn, nn.MultiLabelSoftMarginLoss):
+            return LossSpec(name, red, "rows")
+        return LossSpec(name, red if isinstance(red, str) else None)
+    func, kwargs = loss_fn, {}
+    if isinstance(loss_fn, functools.partial):
+        func, kwargs = loss_fn.func, dict(loss_fn.keywords)
+        if loss_fn.args or {"size_average", "reduce"} & kwargs.keys():
+            return LossSpec(_name(loss_fn), None)
+    kind = _FUNCTIONAL.get(func)
+    if kind is None:
+        return LossSpec(_name(loss_fn), None)
+    red = kwargs.get("reduction", "mean")
+    if kind == "kl":
+        kind = "batch" if red == "batchmean" else "numel"
+    if kind == "class":
+        return LossSpec(
+            _name(loss_fn), red, kind, kwargs.get("weight"), int(kwargs.get("ignore_index", -100))
+        )
+    return LossSpec(_name(loss_fn), red, kind)
+
+
+def _name(fn: Any) -> str:
+    if isinstance(fn, functools.partial):
+        return f"partial({_name(fn.func)})"
+    return getattr(fn, "__qualname__", None) or type(fn).__name__
+
+
+def _denominator(spec: LossSpec, targets: Any) -> float | None:
+    """``D_b`` of a mean-reduced known loss, from the targets alone (None if unknown)."""
+    if spec.kind is None or not isinstance(targets, torch.Tensor):
+        return None
+    t = targets
+    if spec.kind == "numel":
+        return float(t.numel())
+    if spec.kind == "batch":
+        return float(t.shape[0]) if t.ndim else 1.0
+    if spec.kind == "rows":
+        return float(t.shape[0]) if t.ndim == 2 else 1.0
+    # "class": probabilities (soft labels) average over examples; class indices over the
+    # non-ignored targets, each counted with its class weight
+    if t.is_floating_point():
+        return float(t.numel() // t.shape[1]) if t.ndim >= 2 else 1.0
+    keep = t != spec.ignore_index
+    if spec.weight is None:
+        return float(keep.sum())
+    return float(spec.weight.to(t.device)[t[keep]].sum(dtype=torch.float64))
+
+
+def _check_outputs(spec: LossSpec, outputs: Any, targets: Any, denominator: float) -> None:
+    """An element-wise mean divides by the *broadcast* size: refuse a broadcast that makes
+    it differ from the targets' size (torch warns about it too)."""
+    if spec.kind != "numel" or not isinstance(outputs, torch.Tensor):
+        return
+    if outputs.shape == targets.shape:
+        return
+    size = torch.broadcast_shapes(outputs.shape, targets.shape).numel()
+    if size != denominator:
+        raise CurvatureError(
+            f"{spec.name}: outputs of shape {tuple(outputs.shape)} and targets of shape "
+            f"{tuple(targets.shape)} broadcast to {size} elements, so the batch mean's "
+            "weight is ambiguous; give targets the outputs' shape"
+        )
+
+
+# ---------------------------------------------------------------------- batches
+def _leaves(obj: Any) -> Iterator[torch.Tensor]:
+    if isinstance(obj, torch.Tensor):
+        yield obj
+    elif isinstance(obj, Mapping):
+        for v in obj.values():
+            yield from _leaves(v)
+    elif isinstance(obj, (tuple, list)):
+        for v in obj:
+            yield from _leaves(v)
+
+
+def leading_dim(obj: Any, what: str = "inputs") -> int:
+    """The leading dimension shared by every tensor in ``obj`` (the default batch size)."""
+    sizes = {int(t.shape[0]) if t.ndim else 1 for t in _leaves(obj)}
+    if len(sizes) != 1:
+        found = "no tensor" if not sizes else f"leading dimensions {sorted(sizes)}"
+        raise CurvatureError(
+            f"cannot tell the batch size of the {what} ({found}): pass batch_size_fn="
+        )
+    return sizes.pop()
+
+
+def _is_leaf(obj: Any) -> bool:
+    return isinstance(obj, (torch.Tensor, Mapping)) or (
+        isinstance(obj, (tuple, list))
+        and len(obj) > 0
+        and all(isinstance(t, torch.Tensor) for t in obj)
+    )
+
+
+def _is_pair(obj: Any) -> bool:
+    """``(inputs, targets)`` with tensor-like parts (not a list of two batches)."""
+    return (
+        isinstance(obj, (tuple, list))
+        and len(obj) == 2
+        and _is_leaf(obj[0])
+        and isinstance(obj[1], (torch.Tensor, Mapping))
+    )
+
+
+def _read_batches(data: Any, pairs: bool) -> list[Any]:
+    """One batch or an iterable of batches → a list of batches (read once)."""
+    if data is None:
+        raise CurvatureError("data is missing: give a batch or an iterable of batches")
+    if (pairs and _is_pair(data)) or (not pairs and isinstance(data, (torch.Tensor, Mapping))):
+        return [data]
+    if isinstance(data, (torch.Tensor, str, bytes)) or not isinstance(data, Iterable):
+        want = "an (inputs, targets) pair" if pairs else "a batch"
+        raise CurvatureError(
+            f"data must be {want} or an iterable of such batches, got {type(data).__name__}"
+        )
+    out = list(data)
+    if pairs:
+        for i, b in enumerate(out):
+            if not _is_pair(b):
+                raise CurvatureError(
+                    f"batch {i} is not an (inputs, targets) pair of tensors (got "
+                    f"{type(b).__name__}); for other batches pass loss_fn=None (the model "
+                    "returns the loss) or batch_loss=fn(model, batch)"
+                )
+    return out
+
+
+# ---------------------------------------------------------------------- evaluation context
+_STOCHASTIC = (nn.modules.dropout._DropoutNd, nn.RReLU)
+
+
+def _stochastic_in_train_mode(model: nn.Module) -> list[str]:
+    found = []
+    for name, m in model.named_modules():
+        if isinstance(m, _STOCHASTIC) and (isinstance(m, nn.RReLU) or m.p > 0):
+            found.append(f"{name or 'the model'} ({m})")
+        elif isinstance(m, nn.MultiheadAttention) and m.dropout > 0:
+            found.append(f"{name or 'the model'} (MultiheadAttention(dropout={m.dropout}))")
+    return found
+
+
+@contextlib.contextmanager
+def _evaluation(modules: Sequence[nn.Module], mode: str, rnn_on_cuda: bool) -> Iterator[None]:
+    """Every module in ``mode``; norm layers never touch their running statistics in train
+    mode (``track_running_stats`` off: batch statistics, no update); attention on the math
+    kernel; each module's own flags restored afterwards."""
+    saved = [(m, m.training) for m in modules]
+    norms = [m for m in modules if isinstance(m, nn.modules.batchnorm._NormBase)]
+    tracked = [(m, m.track_running_stats) for m in norms]
+    try:
+        for m in modules:
+            m.training = mode == "train"
+        if mode == "train":
+            for m in norms:
+                m.track_running_stats = False
+        with contextlib.ExitStack() as stack:
+            stack.enter_context(_math_attention())
+            if rnn_on_cuda:  # cuDNN's RNN kernels have no double backward
+                stack.enter_context(torch.backends.cudnn.flags(enabled=False))
+            yield
+    finally:
+        for m, flag in saved:
+            m.training = flag
+        for m, flag in tracked:
+            m.track_running_stats = flag
+
+
+def _math_attention() -> contextlib.AbstractContextManager[Any]:
+    from torch.nn.attention import SDPBackend, sdpa_kernel
+
+    return sdpa_kernel([SDPBackend.MATH])
+
+
+# ---------------------------------------------------------------------- the risk
+class EmpiricalRisk:
+    """``f(θ) = Σ_b c_b ℓ_b(θ)`` over the batches of ``data`` at a snapshot of the model
+    (see the module docstring). Attributes: ``theta`` (the flat point), ``names`` and
+    ``shapes`` (its parameters), ``terms`` (``[(c_b, ℓ_b)]``), ``mode``, ``reduction``,
+    ``num_batches``, ``total`` (``Σ D_b`` for a mean, else None) and ``description``."""
+
+    def __init__(
+        self,
+        model: nn.Module | Callable[..., Any],
+        loss_fn: Callable[..., torch.Tensor] | None,
+        data: Any,
+        *,
+        params: Any = None,
+        mode: str = "eval",
+        reduction: str | None = None,
+        batch_size_fn: Callable[[Any], float] | None = None,
+        batch_loss: Callable[[nn.Module, Any], torch.Tensor] | None = None,
+    ) -> None:
+        if mode not in MODES:
+            raise ConfigError(f"mode must be 'eval' or 'train', got {mode!r}")
+        if reduction is not None and reduction not in REDUCTIONS:
+            raise ConfigError(
+                f"reduction must be 'mean' or 'sum', got {reduction!r} (a loss with "
+                "reduction='none' gives one value per example: reduce it)"
+            )
+        if batch_size_fn is not None and not callable(batch_size_fn):
+            raise ConfigError("batch_size_fn must be a function of a batch")
+        if batch_loss is not None:
+            if loss_fn is not None:
+                raise ConfigError("give loss_fn or batch_loss, not both")
+            if not callable(batch_loss):
+                raise ConfigError("batch_loss must be a function batch_loss(model, batch)")
+        elif loss_fn is not None and not callable(loss_fn):
+            raise ConfigError(f"loss_fn must be callable, got {type(loss_fn).__name__}")
+        self.mode = mode
+        self._batch_size_fn = batch_size_fn
+        self._model = model
+        self._module = model if isinstance(model, nn.Module) else None
+        if self._module is None and not callable(model):
+            raise CurvatureError(
+                f"model must be a torch.nn.Module or a function model(params, inputs), "
+                f"got {type(model).__name__}"
+            )
+        if self._module is None and batch_loss is not None:
+            raise ConfigError("batch_loss(model, batch) needs a torch.nn.Module model")
+        self.names, tensors = self._select(model, params)
+        dtypes = {t.dtype for t in tensors}
+        if len(dtypes) > 1:
+            raise CurvatureError(
+                f"the parameters have different dtypes ({', '.join(sorted(map(str, dtypes)))}): "
+                "the Hessian needs one dtype (convert the model, e.g. model.double())"
+            )
+        if not all(t.is_floating_point() for t in tensors):
+            raise CurvatureError("the parameters must be floating-point tensors")
+        self.shapes = [t.shape for t in tensors]
+        self._numels = [t.numel() for t in tensors]
+        self.theta = torch.cat([t.detach().reshape(-1) for t in tensors])  # a copy
+        self._frozen = self._snapshot(model)
+        self._modules = list(self._module.modules()) if self._module is not None else []
+        self._rnn_on_cuda = self.theta.is_cuda and any(
+            isinstance(m, nn.RNNBase) for m in self._modules
+        )
+        if mode == "train" and self._module is not None:
+            found = _stochastic_in_train_mode(self._module)
+            if found:
+                raise CurvatureError(
+                    "mode='train' would sample random masks in "
+                    + ", ".join(found)
+                    + ": the Hessian of a random loss is undefined; use mode='eval' or set "
+                    "their p to 0"
+                )
+
+        # the form of the batches and how each batch's loss is computed
+        self._loss_fn, self._batch_loss = loss_fn, batch_loss
+        if batch_loss is not None:
+            self._wrapped = (
+                _BatchLoss(self._module, batch_loss),  # type: ignore[arg-type]
+                {f"model.{k}": v for k, v in self._frozen.items()},
+            )
+        pairs = loss_fn is not None
+        batches = _read_batches(data, pairs)
+        if not batches:
+            raise CurvatureError("data is empty: the Hessian of a loss needs at least one batch")
+        if all(t.numel() == 0 for t in _leaves(batches)):
+            raise CurvatureError("data is empty: every batch has 0 examples")
+        spec = loss_spec(loss_fn) if pairs else LossSpec("the model's loss", None)
+        if batch_loss is not None:
+            spec = LossSpec(_name(batch_loss), None)
+        self.reduction = self._resolve_reduction(spec, reduction, len(batches))
+        self._spec = spec
+        denominators = self._denominators(spec, batches)
+        self.num_batches = len(batches)
+        self.total: float | None = None
+        if len(batches) == 1:
+            if denominators[0] == 0:
+                raise CurvatureError(self._zero_weight_message(spec))
+            coefs = [1.0]
+        elif self.reduction == "sum":
+            coefs = [1.0] * len(batches)
+        else:
+            total = math.fsum(denominators)  # type: ignore[arg-type]
+            if not total > 0:
+                raise CurvatureError(self._zero_weight_message(spec))
+            self.total = total
+            coefs = [d / total for d in denominators]  # type: ignore[operator]
+        # a batch that the mean gives weight 0 (all targets ignored) contributes nothing:
+        # its own loss is 0/0
+        self.terms: list[Term] = [
+            (c, self._term(b, d))
+            for c, b, d in zip(coefs, batches, denominators, strict=True)
+            if d != 0
+        ]
+        self.description = self._describe(spec, batches, denominators)
+
+    # ------------------------------------------------------------------ construction
+    @staticmethod
+    def _select(model: Any, params: Any) -> tuple[list[str], list[torch.Tensor]]:
+        if not isinstance(model, nn.Module):
+            if not isinstance(params, Mapping) or not params:
+                raise CurvatureError(
+                    "a function model(params, inputs) needs params= a non-empty dict of "
+                    "tensors (the point to take the Hessian at)"
+                )
+            for k, v in params.items():
+                if not isinstance(v, torch.Tensor):
+                    raise CurvatureError(f"params[{k!r}] is not a tensor")
+            return list(params), list(params.values())
+        named = dict(model.named_parameters())
+        if params is None:
+            chosen = [(n, p) for n, p in named.items() if p.requires_grad]
+            if not chosen:
+                raise CurvatureError("the model has no parameter that requires grad")
+            return [n for n, _ in chosen], [p for _, p in chosen]
+        if isinstance(params, (torch.Tensor, str, Mapping)):
+            params = [params] if not isinstance(params, Mapping) else list(params)
+        by_id = {id(p): n for n, p in named.items()}
+        names: list[str] = []
+        for p in params:
+            if isinstance(p, str):
+                if p not in named:
+                    raise CurvatureError(f"the model has no parameter named {p!r}")
+                name = p
+            elif isinstance(p, torch.Tensor):
+                if id(p) not in by_id:
+                    raise CurvatureError(
+                        f"a parameter of shape {tuple(p.shape)} does not belong to the model"
+                    )
+                name = by_id[id(p)]
+            else:
+                raise CurvatureError(f"params must be parameters or names, got {type(p).__name__}")
+            if not named[name].requires_grad:
+                raise CurvatureError(f"parameter {name!r} does not require grad")
+            if name in names:
+                raise CurvatureError(f"parameter {name!r} is listed twice")
+            names.append(name)
+        if not names:
+            raise CurvatureError("params is empty: choose at least one parameter")
+        return names, [named[n] for n in names]
+
+    def _snapshot(self, model: Any) -> dict[str, torch.Tensor]:
+        """Copies of every parameter outside θ and every buffer."""
+        if not isinstance(model, nn.Module):
+            return {}
+        chosen = set(self.names)
+        out = {n: p.detach().clone() for n, p in model.named_parameters() if n not in chosen}
+        out.update({n: b.detach().clone() for n, b in model.named_buffers()})
+        return out
+
+    def _resolve_reduction(self, spec: LossSpec, given: str | None, num_batches: int) -> str:
+        own = spec.reduction
+        if own is not None and own not in ("mean", "sum", "batchmean"):
+            raise CurvatureError(
+                f"{spec.name} has reduction={own!r}: it returns one loss per element; use "
+                "reduction='mean' or 'sum' (both are weighted exactly over batches)"
+            )
+        own_norm = "mean" if own == "batchmean" else own
+        if given is not None and own_norm is not None and given != own_norm:
+            raise ConfigError(
+                f"reduction={given!r} contradicts {spec.name}'s own reduction {own!r}"
+            )
+        red = own_norm or given
+        if red is None:
+            if num_batches == 1:
+                return "mean"  # one batch: the weighting does not matter
+            raise CurvatureError(
+                f"cannot weight {spec.name} over {num_batches} batches: say how it reduces "
+                "a batch with reduction='mean' (an average over batch_size_fn(batch) terms, "
+                "default the batch's leading dimension) or reduction='sum'"
+            )
+        return red
+
+    def _denominators(self, spec: LossSpec, batches: list[Any]) -> list[float | None]:
+        """``D_b`` per batch for a mean (None for a sum)."""
+        if self.reduction == "sum":
+            return [None] * len(batches)
+        out: list[float | None] = []
+        for i, b in enumerate(batches):
+            d: float | None = None
+            if self._batch_size_fn is not None:
+                try:
+                    d = float(self._batch_size_fn(b))
+                except Exception as e:  # a user function: name it and the batch
+                    raise CurvatureError(f"batch_size_fn failed on batch {i}: {e}") from e
+                if not (math.isfinite(d) and d >= 0):
+                    raise CurvatureError(
+                        f"batch_size_fn returned {d} for batch {i}: need a finite count >= 0"
+                    )
+            elif spec.kind is not None and self._loss_fn is not None:
+                d = _denominator(spec, b[1])
+            if d is None:
+                if len(batches) == 1:
+                    return [1.0]
+                if spec.reduction is not None:  # a torch loss whose mean we cannot count
+                    raise CurvatureError(
+                        f"cannot weight the mean of {spec.name} over {len(batches)} batches: "
+                        "pass batch_size_fn=(what each batch's mean divides by), or use "
+                        "reduction='sum'"
+                    )
+                inputs = b[0] if self._loss_fn is not None else b
+                d = float(leading_dim(inputs, f"inputs of batch {i}"))
+            out.append(d)
+        return out
+
+    @staticmethod
+    def _zero_weight_message(spec: LossSpec) -> str:
+        if spec.kind == "class":
+            return (
+                f"{spec.name}: every target is ignored (ignore_index={spec.ignore_index}) or "
+                "has class weight 0, so the mean loss is 0/0"
+            )
+        return "the total weight of the data is 0 (batch_size_fn), so the mean loss is 0/0"
+
+    def _describe(self, spec: LossSpec, batches: list[Any], dens: list[float | None]) -> str:
+        nb = len(batches)
+        where = f"{nb} batch{'es' if nb != 1 else ''}"
+        if nb == 1:
+            return f"{spec.name} on one batch"
+        if self.reduction == "sum":
+            return f"{spec.name}, summed over {where}"
+        total = math.fsum(d for d in dens if d is not None)
+        unit = {"class": "weighted targets", "numel": "elements"}.get(spec.kind or "", "terms")
+        return f"{spec.name}, mean over {total:g} {unit} in {where}"
+
+    # ------------------------------------------------------------------ evaluation
+    def unflatten(self, theta: torch.Tensor) -> dict[str, torch.Tensor]:
+        parts = torch.split(theta, self._numels)
+        return {n: p.view(s) for n, p, s in zip(self.names, parts, self.shapes, strict=True)}
+
+    def context(self) -> contextlib.AbstractContextManager[Any]:
+        """The context every evaluation runs in (mode, norm layers, attention kernel)."""
+        return _evaluation(self._modules, self.mode, self._rnn_on_cuda)
+
+    def _call(self, theta: torch.Tensor, inputs: Any) -> Any:
+        """The model at ``theta`` on ``inputs``."""
+        params = self.unflatten(theta)
+        if self._module is None:
+            return self._model(params, inputs)
+        state = {**self._frozen, **params}
+        args, kwargs = _arguments(self._module, inputs)
+        return torch.func.functional_call(self._module, state, args, kwargs)
+
+    def _term(self, batch: Any, denominator: float | None) -> Callable[[torch.Tensor], Any]:
+        spec = self._spec
+        if self._batch_loss is not None:
+            module, frozen = self._wrapped
+
+            def term(theta: torch.Tensor) -> Any:
+                params = {f"model.{k}": v for k, v in self.unflatten(theta).items()}
+                return torch.func.functional_call(module, {**frozen, **params}, (batch,))
+
+            return term
+        if self._loss_fn is None:
+
+            def term(theta: torch.Tensor) -> Any:
+                return _loss_of(self._call(theta, batch))
+
+            return term
+        inputs, targets = batch
+        loss_fn = self._loss_fn
+
+        def term(theta: torch.Tensor) -> Any:
+            outputs = self._call(theta, inputs)
+            if denominator is not None:
+                _check_outputs(spec, outputs, targets, denominator)
+            return loss_fn(outputs, targets)
+
+        return term
+
+    def check_deterministic(self) -> None:
+        """Evaluate the first batch's loss twice and refuse a loss that differs."""
+        fn = self.terms[0][1]
+        with self.context(), torch.no_grad():
+            a, b = (float(torch.as_tensor(fn(self.theta)).sum()) for _ in range(2))
+        if not (math.isfinite(a) and math.isfinite(b)):
+            return  # a non-finite loss is reported as such by the first evaluation
+        if not (a == b or abs(a - b) <= 1e-6 * max(abs(a), abs(b))):
+            raise CurvatureError(
+                f"the loss is not deterministic: the same batch gave {a!r} and then {b!r} "
+                f"in mode={self.mode!r} (random layers, data augmentation?); the Hessian of a "
+                "random loss is undefined"
+            )
+
+
+def _arguments(module: nn.Module, inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
+    if isinstance(inputs, Mapping):
+        try:
+            inspect.signature(module.forward).bind(**inputs)
+        except TypeError:
+            return (inputs,), {}
+        except ValueError:  # no signature available
+            return (inputs,), {}
+        return (), dict(inputs)
+    if isinstance(inputs, (tuple, list)):
+        return tuple(inputs), {}
+    return (inputs,), {}
+
+
+def _loss_of(out: Any) -> Any:
+    """The loss a model returned: a tensor, ``out.loss`` or ``out["loss"]``."""
+    if isinstance(out, torch.Tensor):
+        return out
+    loss = getattr(out, "loss", None)
+    if loss is None and isinstance(out, Mapping):
+        loss = out.get("loss")
+    if loss is None:
+        raise CurvatureError(
+            "with loss_fn=None the model must return its loss (a scalar tensor, an object "
+            f"with .loss or a mapping with 'loss'), got {type(out).__name__}"
+        )
+    return loss
+
+
+class _BatchLoss(nn.Module):
+    """``batch_loss(model, batch)`` as a module, so that ``functional_call`` substitutes the
+    snapshot for the model's parameters inside the user's function."""
+
+    def __init__(self, model: nn.Module, fn: Callable[[nn.Module, Any], Any]) -> None:
+        super().__init__()
+        self.model = model
+        self._fn = fn
+
+    def forward(self, batch: Any) -> Any:
+        return self._fn(self.model, batch)
