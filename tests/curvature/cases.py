@@ -29,12 +29,29 @@ def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def randn(*shape: int, seed: int) -> torch.Tensor:
+# Drawn once per (shape, seed) and copied: the references can then be evaluated inside
+# torch.func transforms, where drawing random numbers is an error.
+@functools.cache
+def _randn(shape: tuple[int, ...], seed: int) -> torch.Tensor:
     return torch.randn(*shape, generator=_gen(seed), dtype=DT)
 
 
+@functools.cache
+def _randint(shape: tuple[int, ...], high: int, seed: int) -> torch.Tensor:
+    return torch.randint(0, high, shape, generator=_gen(seed))
+
+
+@functools.cache
+def _rand(shape: tuple[int, ...], seed: int) -> torch.Tensor:
+    return torch.rand(*shape, generator=_gen(seed), dtype=DT)
+
+
+def randn(*shape: int, seed: int) -> torch.Tensor:
+    return _randn(shape, seed).clone()
+
+
 def labels(shape: tuple[int, ...], classes: int, seed: int) -> torch.Tensor:
-    return torch.randint(0, classes, shape, generator=_gen(seed))
+    return _randint(tuple(shape), classes, seed).clone()
 
 
 def call(model: nn.Module, params: dict[str, torch.Tensor], *args: Any, **kwargs: Any) -> Any:
@@ -187,7 +204,7 @@ def ce_targets(n: int, seed: int) -> torch.Tensor:
 
 
 def soft_targets(n: int, seed: int, k: int = 3) -> torch.Tensor:
-    return torch.rand(n, k, generator=_gen(seed), dtype=DT)
+    return _rand((n, k), seed).clone()
 
 
 def reg_targets(n: int, seed: int, k: int = 3) -> torch.Tensor:

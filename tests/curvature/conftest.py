@@ -15,10 +15,12 @@ from torch.nn.attention import SDPBackend, sdpa_kernel
 
 @dataclass
 class Built:
-    """A case with its model, its data as the user passes it, the flat point, the reference
-    loss's value and gradient there, and the dense Hessian."""
+    """A case with its reference loss (a function of the flat point), its model, its data as
+    the user passes it, the flat point, the reference loss's value and gradient there, and
+    the dense Hessian."""
 
     case: Case
+    reference: Any
     model: Any
     data: Any
     names: list[str]
@@ -55,15 +57,14 @@ def reference_function(case: Case, model: Any, names: list[str]):
 
 
 def dense_hessian(f, theta: torch.Tensor) -> torch.Tensor:
-    """The dense Hessian by torch.func; by plain double backward, column by column, where
-    torch.func has no batching rule (the LSTM)."""
-    try:
-        H = torch.func.hessian(f)(theta)
-    except (RuntimeError, NotImplementedError):
-        x = theta.clone().requires_grad_(True)
-        (g,) = torch.autograd.grad(f(x), x, create_graph=True)
-        eye = torch.eye(theta.numel(), dtype=theta.dtype)
-        H = torch.stack([torch.autograd.grad(g, x, e, retain_graph=True)[0] for e in eye], dim=1)
+    """The dense Hessian of ``f`` at ``theta``, column by column by plain double backward
+    (torch.autograd on the hand-written loss, none of saddlescape's code). Not
+    torch.func.hessian, which is wrong through normalization layers in torch 2.13 (see
+    ``test_cases.py::test_reference_agrees_with_torch_func_hessian``)."""
+    x = theta.clone().requires_grad_(True)
+    (g,) = torch.autograd.grad(f(x), x, create_graph=True)
+    eye = torch.eye(theta.numel(), dtype=theta.dtype)
+    H = torch.stack([torch.autograd.grad(g, x, e, retain_graph=True)[0] for e in eye], dim=1)
     return (H + H.T) / 2
 
 
@@ -82,6 +83,7 @@ def build(case: Case) -> Built:
     (gradient,) = torch.autograd.grad(value, x)
     return Built(
         case,
+        f,
         model,
         case.data(),
         names,

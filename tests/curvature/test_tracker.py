@@ -94,3 +94,56 @@ def test_bad_arguments():
         SharpnessTracker(model, torch.nn.functional.mse_loss, (X, Y), lr=-0.1)
     with pytest.raises(ConfigError, match="model"):
         SharpnessTracker(lambda x: x, torch.nn.functional.mse_loss, (X, Y))
+
+
+def test_batchnorm_sharpness_in_train_and_eval_mode():
+    """The user's measurement (issue 10): sharpness tracked during SGD on a BatchNorm net.
+    Train mode must measure the Hessian of the loss training minimizes (each batch on its
+    own statistics), eval mode the one on the running statistics; each against its dense
+    float64 reference, and the two far apart."""
+    from cases import batch_statistics, cnn, labels, randn
+
+    from conftest import dense_hessian
+
+    model = cnn(batchnorm=True)
+    batches = [(randn(8, 1, 6, 6, seed=300 + i), labels((8,), 3, 310 + i)) for i in range(3)]
+    loss = torch.nn.CrossEntropyLoss()
+    lr = 0.1
+    opt = torch.optim.SGD(model.parameters(), lr=lr)
+    trackers = {
+        mode: SharpnessTracker(model, loss, batches, every=100, lr=lr, tol=1e-8, mode=mode)
+        for mode in ("train", "eval")
+    }
+    model.train()
+    for step in range(201):
+        for tr in trackers.values():
+            tr.step(step)
+        X, y = batches[step % 3]
+        opt.zero_grad()
+        loss(model(X), y).backward()
+        opt.step()
+    # one more measurement of the final state, compared with dense references of that state
+    lam = {mode: tr.update(201).lambda_max for mode, tr in trackers.items()}
+    theta = torch.cat([p.detach().reshape(-1) for p in model.parameters()])
+    sizes = [p.numel() for p in model.parameters()]
+    N = sum(len(yb) for _, yb in batches)
+
+    def reference(m: torch.nn.Module) -> float:
+        """λ_max of the mean over examples of the loss of ``m``, batch by batch."""
+
+        def f(th):
+            shaped = zip(m.named_parameters(), th.split(sizes), strict=True)
+            p = {n: t.view_as(q) for (n, q), t in shaped}
+            return sum(
+                len(yb) / N * loss(torch.func.functional_call(m, p, (Xb,)), yb)
+                for Xb, yb in batches
+            )
+
+        return float(torch.linalg.eigvalsh(dense_hessian(f, theta))[-1])
+
+    exact = {"train": reference(batch_statistics(model).train()), "eval": reference(model.eval())}
+    for mode in ("train", "eval"):
+        assert lam[mode] == pytest.approx(exact[mode], rel=0.1)  # the issue's bar
+        assert lam[mode] == pytest.approx(exact[mode], rel=1e-6)  # what Lanczos delivers
+    assert abs(lam["eval"] - lam["train"]) > 0.1 * lam["train"]
+    assert [r.step for r in trackers["train"].history] == [0, 100, 200, 201]

@@ -21,10 +21,8 @@ def check_kind(kind: str, ev: torch.Tensor, *, strict: bool = True, what: str = 
         assert lo > (tol if strict else -tol), (what, ev)
     elif kind == "maximum":
         assert hi < (-tol if strict else tol), (what, ev)
-    elif kind == "saddle":
-        assert lo < -tol, (what, ev)
-        if strict:
-            assert hi > tol, (what, ev)
+    elif kind == "saddle":  # λ_min < 0 (strict saddle) and not a maximum
+        assert lo < -tol and hi > -tol, (what, ev)
     elif kind == "degenerate":
         assert lo > -tol and float(ev.abs().min()) <= tol, (what, ev)
     else:  # pragma: no cover

@@ -2,6 +2,7 @@
 eigenvalues (Lanczos, power iteration), second-order certificates, and (from sibling
 modules) traces, spectral densities, smoothness estimates and sharpness tracking."""
 
+from ._progress import CurvatureProgress
 from .certify import (
     Certificate,
     NegativeCurvature,
@@ -27,6 +28,7 @@ from .tracker import SharpnessRecord, SharpnessTracker
 __all__ = [
     "HVP_METHODS",
     "Certificate",
+    "CurvatureProgress",
     "DenseOperator",
     "EigenResult",
     "HessianLipschitzResult",

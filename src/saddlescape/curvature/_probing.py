@@ -21,7 +21,7 @@ class _CountingOperator:
     operator's own counter says (it may be shared by several computations).
     """
 
-    def __init__(self, op: Any):
+    def __init__(self, op: Any, watch: Any = None):
         if isinstance(op, torch.Tensor):
             if op.ndim != 2 or op.shape[0] != op.shape[1]:
                 raise ConfigError(f"operator must be a square matrix, got shape {tuple(op.shape)}")
@@ -44,12 +44,17 @@ class _CountingOperator:
             self.device = torch.device(getattr(op, "device", "cpu"))
         self.op = op
         self.products = 0
+        self._watch = watch  # a progress Watch told the product count after each call
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         self.products += 1
-        if self._dense is not None:
-            return self._dense @ v
-        return self.op.matvec(v)
+        out = self._dense @ v if self._dense is not None else self.op.matvec(v)
+        self._report()
+        return out
+
+    def _report(self) -> None:
+        if self._watch is not None:
+            self._watch(self.products)
 
     def matmat(self, V: torch.Tensor) -> torch.Tensor:
         """``A @ V`` for ``V`` of shape ``(n, k)``; uses the operator's ``matmat`` if any."""
@@ -58,10 +63,13 @@ class _CountingOperator:
             return V.clone()
         self.products += k
         if self._dense is not None:
-            return self._dense @ V
-        if hasattr(self.op, "matmat"):
-            return self.op.matmat(V)
-        return torch.stack([self.op.matvec(V[:, j]) for j in range(k)], dim=1)
+            out = self._dense @ V
+        elif hasattr(self.op, "matmat"):
+            out = self.op.matmat(V)
+        else:
+            out = torch.stack([self.op.matvec(V[:, j]) for j in range(k)], dim=1)
+        self._report()
+        return out
 
 
 def make_generator(seed: int | torch.Generator | None) -> torch.Generator:

@@ -9,7 +9,9 @@ arXiv 1703.00887, Definition 4: an ε-second-order stationary point has
 ``kind``            condition (checked in this order)
 ==================  ============================================================
 "not stationary"    ``‖∇f‖ > ε``
-"saddle"            ``λ_min < −τ`` and ``λ_max > τ`` (a strict saddle)
+"saddle"            ``λ_min < −τ`` and ``λ_max ≥ −τ``: a strict saddle (Jin et al. 2017:
+                    a negative eigenvalue), whatever the sign of ``λ_max``
+                    (:attr:`Certificate.positive_curvature` says whether ``λ_max > τ``)
 "undecided"         ``‖∇f‖ ≤ ε``, but the Lanczos budget (``max_hvps``) ran out before
                     second-order information decided among the kinds below;
                     ``lambda_min``/``lambda_max`` are then only Ritz bounds
@@ -23,9 +25,10 @@ arXiv 1703.00887, Definition 4: an ε-second-order stationary point has
 ==================  ============================================================
 
 "not stationary" and "saddle" are always decided: the gradient is computed exactly, and a
-strict saddle is proven by interlacing (below) even when the budget runs out. Every other
-kind needs converged extreme eigenvalues; without them the certificate says "undecided"
-(and :attr:`Certificate.converged` is False).
+strict saddle is proven by interlacing (below) even when the budget runs out. "degenerate"
+is reserved for points where no eigenvalue decides: none below ``−τ``, and not all above
+``τ``. Every other kind needs converged extreme eigenvalues; without them the certificate
+says "undecided" (and :attr:`Certificate.converged` is False).
 
 An ε-SOSP in Jin et al.'s sense is a point that is not "not stationary" and has
 ``λ_min ≥ −τ``: kind "minimum", or "degenerate" without a negative-curvature direction
@@ -34,7 +37,8 @@ An ε-SOSP in Jin et al.'s sense is a point that is not "not stationary" and has
 **Early decisions.** Lanczos Ritz values interlace the spectrum (Cauchy): ``θ_min ≥ λ_min``
 and ``θ_max ≤ λ_max`` at every step. So ``θ_min < −τ`` *proves* ``λ_min < −τ`` and the
 one-sided question stops at once (:func:`has_negative_curvature`); likewise a saddle is
-proven as soon as ``θ_min < −τ`` and ``θ_max > τ``. Deciding ``λ_min ≥ −τ`` needs convergence:
+proven as soon as ``θ_min < −τ`` and ``θ_max ≥ −τ`` (``λ_max ≥ θ_max`` rules out a maximum).
+Deciding ``λ_min ≥ −τ`` needs convergence:
 Lanczos then runs until each extreme Ritz value has residual ``≤ tol·‖H‖`` *and* at most half
 its distance to the thresholds ``±τ`` (the eigenvalue estimates are within their residuals,
 ``|λ − θ| ≤ ‖r‖``, so a loose tolerance cannot flip the decision).
@@ -53,13 +57,14 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import torch
 
 from ..errors import ConfigError, CurvatureError, check_int, check_positive
+from ._progress import CurvatureProgress
 from .lanczos import lanczos
 from .operators import HessianOperator
 
@@ -115,6 +120,9 @@ def has_negative_curvature(
     max_hvps: int | None = None,
     seed: int | None = None,
     v0: torch.Tensor | None = None,
+    *,
+    progress: bool = False,
+    callback: Callable[[CurvatureProgress], Any] | None = None,
 ) -> NegativeCurvature:
     """Decide whether ``λ_min(op) < −tau``, stopping as soon as it is decided.
 
@@ -136,7 +144,18 @@ def has_negative_curvature(
             return True
         return _settled(float(theta[i]), float(res[i]), (-tau,), tol, scale)
 
-    r = lanczos(op, k=1, which="smallest", tol=0.0, max_hvps=max_hvps, seed=seed, v0=v0, stop=stop)
+    r = lanczos(
+        op,
+        k=1,
+        which="smallest",
+        tol=0.0,
+        max_hvps=max_hvps,
+        seed=seed,
+        v0=v0,
+        stop=stop,
+        progress=progress,
+        callback=callback,
+    )
     lam, res = float(r.eigenvalues[0]), float(r.residuals[0])
     # ``stop`` is not consulted at the step that spends the budget: judge the final Ritz pair
     # here (with a scale ≤ the true estimate, so at most stricter than ``stop``)
@@ -165,10 +184,12 @@ class Certificate:
     eigenvalues (with ``residual_min``/``residual_max``; Ritz bounds ``λ_min ≤ lambda_min`` and
     ``λ_max ≥ lambda_max`` when the decision came early or not at all);
     ``negative_curvature_direction`` a unit vector ``d`` with ``dᵀ∇²f d = lambda_min < −τ`` when
-    one was found (float64), else None; ``eps``, ``tau`` (and ``rho`` when given) the
-    thresholds; ``converged`` False when the HVP budget ran out before the curvature
-    question was decided (the kind is then "undecided" or "not stationary");
-    ``hvps`` and ``seconds`` the cost (the gradient not included); ``value`` ``f`` at the point.
+    one was found (float64), else None; ``eps``, ``tau`` (and ``rho`` when given or
+    estimated) the thresholds; ``rho_estimated`` True when ρ was not given but estimated
+    here (:func:`~saddlescape.curvature.hessian_lipschitz`, and ``τ = √(ρ̂ε)``);
+    ``converged`` False when the HVP budget ran out before the curvature question was decided
+    (the kind is then "undecided" or "not stationary"); ``hvps`` and ``seconds`` the cost
+    (the gradient not included; the ρ estimate included); ``value`` ``f`` at the point.
     """
 
     kind: str
@@ -185,6 +206,13 @@ class Certificate:
     hvps: int
     seconds: float
     value: float | None = None
+    rho_estimated: bool = False
+
+    @property
+    def positive_curvature(self) -> bool:
+        """True when some eigenvalue is proven above ``τ`` (``λ_max ≥ lambda_max > τ``): a
+        saddle with both signs of curvature, or a point with an ascent direction."""
+        return self.lambda_max > self.tau
 
     @property
     def is_sosp(self) -> bool:
@@ -198,10 +226,11 @@ class Certificate:
 
     def summary(self) -> str:
         """One line: kind, gradient norm and curvature."""
+        how = f", ρ estimated {self.rho:.3g}" if self.rho_estimated else ""
         return (
             f"{self.kind}: ‖∇f‖ = {self.grad_norm:.3g} (ε = {self.eps:.3g}), "
-            f"λ_min = {self.lambda_min:.6g}, λ_max = {self.lambda_max:.6g} (τ = {self.tau:.3g}); "
-            f"{self.hvps} HVPs, {self.seconds:.3g} s"
+            f"λ_min = {self.lambda_min:.6g}, λ_max = {self.lambda_max:.6g} "
+            f"(τ = {self.tau:.3g}{how}); {self.hvps} HVPs, {self.seconds:.3g} s"
         )
 
 
@@ -217,8 +246,8 @@ def _settled(
 
 
 def _tau(eps: float, rho: float | None, tau: float | None) -> tuple[float, float | None]:
-    if (rho is None) == (tau is None):
-        raise ConfigError("give exactly one of rho (then τ = √(ρ·ε)) or tau")
+    if rho is not None and tau is not None:
+        raise ConfigError("give one of rho (then τ = √(ρ·ε)) or tau, not both")
     if rho is not None:
         rho = check_positive("rho", rho, allow_zero=True)
         return math.sqrt(rho * eps), rho
@@ -231,7 +260,7 @@ def classify(grad_norm: float, lambda_min: float, lambda_max: float, eps: float,
     bounds)."""
     if not grad_norm <= eps:
         return "not stationary"
-    if lambda_min < -tau and lambda_max > tau:
+    if lambda_min < -tau <= lambda_max:
         return "saddle"
     if lambda_min > tau:
         return "minimum"
@@ -251,15 +280,22 @@ def certify(
     max_hvps: int | None = None,
     seed: int | None = 0,
     method: str = "auto",
+    progress: bool = False,
+    callback: Callable[[CurvatureProgress], Any] | None = None,
 ) -> Certificate:
     """Certify the point ``x`` of the function ``f`` (or the point of a
     :class:`HessianOperator`, with ``x`` omitted) as one of :data:`KINDS`.
 
-    ``eps``: gradient threshold ε; exactly one of ``rho`` (τ = √(ρε), Jin et al. 2017) or
-    ``tau``. ``tol`` (> 0): Lanczos tolerance relative to ``‖H‖`` (eigenvalues within about
+    ``eps``: gradient threshold ε; ``rho`` (τ = √(ρε), Jin et al. 2017) or ``tau`` — with
+    neither, ρ is estimated on the ball of radius ``0.1·max(1, ‖x‖)`` around the point
+    (:func:`~saddlescape.curvature.hessian_lipschitz` at the point and 3 random points of
+    the ball, along the extreme eigen-directions; a lower bound, so τ errs small) and the
+    certificate says so (``rho_estimated``); for control, estimate ρ yourself and pass
+    it. ``tol`` (> 0): Lanczos tolerance relative to ``‖H‖`` (eigenvalues within about
     ``tol·‖H‖``); ``max_hvps`` (≥ 1): product budget (default as in
     :func:`~saddlescape.curvature.lanczos`; when it runs out undecided the kind is
-    "undecided"); ``seed``: Lanczos start.
+    "undecided"); ``seed``: Lanczos start. ``progress``/``callback``: as for
+    :func:`~saddlescape.curvature.lanczos`.
 
     >>> import torch
     >>> ev = torch.cat([torch.tensor([-3e-3]), torch.linspace(0.01, 2.0, 299)]).double()
@@ -271,7 +307,8 @@ def certify(
     """
     t0 = time.perf_counter()
     eps = check_positive("eps", eps, allow_zero=True)
-    tau_, rho_ = _tau(eps, rho, tau)
+    estimate = rho is None and tau is None
+    tau_, rho_ = _tau(eps, rho, tau) if not estimate else (0.0, None)
     tol, max_hvps = _check_budget(tol, max_hvps)
     if isinstance(f, HessianOperator):
         if x is not None:
@@ -287,9 +324,17 @@ def certify(
         )
     grad_norm = float(torch.linalg.vector_norm(op.gradient().double()))
     hvps0 = op.hvps
+    extra = 0
+    if estimate:
+        from .smoothness import hessian_lipschitz
+
+        radius = 0.1 * max(1.0, float(op.point.norm()))
+        est = hessian_lipschitz(op, radius=radius, num_samples=4, iters=4, seed=seed)
+        rho_, extra = est.rho, est.hvps
+        tau_ = math.sqrt(rho_ * eps)
 
     def decided(lo: float, r_lo: float, hi: float, r_hi: float, scale: float) -> bool:
-        if lo < -tau_ and hi > tau_:
+        if lo < -tau_ <= hi:
             return True  # a strict saddle, proven by interlacing
         return all(_settled(t, r, (-tau_, tau_), tol, scale) for t, r in ((lo, r_lo), (hi, r_hi)))
 
@@ -298,7 +343,16 @@ def certify(
         return decided(float(th[lo]), float(res[lo]), float(th[hi]), float(res[hi]), scale)
 
     r = lanczos(
-        op, k=1, which="both", tol=0.0, max_hvps=max_hvps, seed=seed, block_size=1, stop=stop
+        op,
+        k=1,
+        which="both",
+        tol=0.0,
+        max_hvps=max_hvps,
+        seed=seed,
+        block_size=1,
+        stop=stop,
+        progress=progress,
+        callback=callback,
     )
     lmin, lmax = float(r.eigenvalues[0]), float(r.eigenvalues[-1])
     rmin, rmax = float(r.residuals[0]), float(r.residuals[-1])
@@ -321,27 +375,73 @@ def certify(
         residual_min=rmin,
         residual_max=rmax,
         converged=done,
-        hvps=op.hvps - hvps0,
+        hvps=op.hvps - hvps0 + extra,
         seconds=time.perf_counter() - t0,
         value=op.loss(),
+        rho_estimated=estimate,
     )
 
 
 def certify_model(
-    model: torch.nn.Module,
-    loss_fn: Callable[[torch.Tensor, torch.Tensor], torch.Tensor],
+    model: torch.nn.Module | Callable[..., Any],
+    loss_fn: Callable[..., torch.Tensor] | None,
     data: Any,
     *,
     eps: float,
     rho: float | None = None,
     tau: float | None = None,
-    params: Sequence[torch.nn.Parameter | str] | None = None,
+    params: Any = None,
     tol: float = 1e-3,
     max_hvps: int | None = None,
     seed: int | None = 0,
     method: str = "auto",
+    mode: str = "eval",
+    reduction: str | None = None,
+    batch_size_fn: Callable[[Any], float] | None = None,
+    batch_loss: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
+    progress: bool = False,
+    callback: Callable[[CurvatureProgress], Any] | None = None,
 ) -> Certificate:
-    """:func:`certify` for a model's dataset loss at its current parameters
-    (``HessianOperator.from_model(model, loss_fn, data, params, method)``)."""
-    op = HessianOperator.from_model(model, loss_fn, data, params=params, method=method)
-    return certify(op, eps=eps, rho=rho, tau=tau, tol=tol, max_hvps=max_hvps, seed=seed)
+    """:func:`certify` for a model's dataset loss at its current parameters.
+
+    The loss is :meth:`HessianOperator.from_model`'s (``params``, ``method``, ``mode``,
+    ``reduction``, ``batch_size_fn``, ``batch_loss`` as there). With neither ``rho`` nor
+    ``tau``, ρ is estimated from Hessian-vector product differences along the extreme
+    eigen-directions and ``τ = √(ρ̂ε)`` (``rho_estimated`` is then True).
+
+    A tanh network with zero weights sits at a strict saddle of its loss:
+
+    >>> _ = torch.manual_seed(0)
+    >>> model = torch.nn.Sequential(
+    ...     torch.nn.Linear(2, 3, bias=False), torch.nn.Tanh(), torch.nn.Linear(3, 1, bias=False)
+    ... ).double()
+    >>> for p in model.parameters():
+    ...     _ = torch.nn.init.zeros_(p)
+    >>> X = torch.randn(20, 2, dtype=torch.float64)
+    >>> y = X @ torch.tensor([[1.0], [-2.0]], dtype=torch.float64)
+    >>> c = certify_model(model, torch.nn.MSELoss(), (X, y), eps=1e-6)
+    >>> c.kind, c.rho_estimated, c.rho > 0, c.tau == (c.rho * c.eps) ** 0.5
+    ('saddle', True, True, True)
+    """
+    op = HessianOperator.from_model(
+        model,
+        loss_fn,
+        data,
+        params=params,
+        method=method,
+        mode=mode,
+        reduction=reduction,
+        batch_size_fn=batch_size_fn,
+        batch_loss=batch_loss,
+    )
+    return certify(
+        op,
+        eps=eps,
+        rho=rho,
+        tau=tau,
+        tol=tol,
+        max_hvps=max_hvps,
+        seed=seed,
+        progress=progress,
+        callback=callback,
+    )

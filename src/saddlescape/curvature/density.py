@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +26,7 @@ import torch
 
 from ..errors import DivergenceError, check_int, check_positive
 from ._probing import _CountingOperator, make_generator, rademacher
+from ._progress import CurvatureProgress, Watch
 
 __all__ = ["SpectralDensity", "plot_spectral_density", "spectral_density"]
 
@@ -103,13 +104,18 @@ def spectral_density(
     num_probes: int = 8,
     lanczos_steps: int = 80,
     seed: int | torch.Generator | None = None,
+    *,
+    progress: bool = False,
+    callback: Callable[[CurvatureProgress], Any] | None = None,
 ) -> SpectralDensity:
     """Stochastic Lanczos quadrature estimate of the eigenvalue density of ``op``.
 
     ``op`` is a square tensor or an operator with ``matvec``/``shape``/``dtype`` (used with
     ``matmat`` when available: the probes run as one block). Each probe costs up to
     ``min(lanczos_steps, n)`` products; Lanczos uses full reorthogonalization (it is a
-    plain tridiagonalization, not the restarted eigen-solver).
+    plain tridiagonalization, not the restarted eigen-solver). ``progress=True`` shows a
+    bar of the products (``num_probes × lanczos_steps`` at most); ``callback(p)`` gets a
+    :class:`~saddlescape.curvature.CurvatureProgress` after each step.
 
     >>> A = torch.diag(torch.tensor([-1.0, 0.0, 0.0, 2.0], dtype=torch.float64))
     >>> d = spectral_density(A, num_probes=4, lanczos_steps=10, seed=0)
@@ -124,7 +130,9 @@ def spectral_density(
     U = rademacher((A.n, p), gen, A).to(torch.float64) / math.sqrt(A.n)
     # probes run as blocks whose Lanczos bases (steps x n x block float64) fit in ~512 MiB
     block = max(1, min(p, _BASIS_BUDGET // max(1, m * A.n)))
-    parts = [_block_lanczos_tridiag(A, U[:, i : i + block], m) for i in range(0, p, block)]
+    with Watch("spectral density (SLQ)", progress, callback, p * m) as watch:
+        A._watch = watch
+        parts = [_block_lanczos_tridiag(A, U[:, i : i + block], m) for i in range(0, p, block)]
     alpha = torch.cat([a for a, _, _ in parts], dim=1)
     beta = torch.cat([b for _, b, _ in parts], dim=1)
     steps = [k for _, _, ks in parts for k in ks]

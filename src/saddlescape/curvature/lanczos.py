@@ -56,6 +56,7 @@ from typing import Any, Literal
 import torch
 
 from ..errors import ConfigError, CurvatureError, check_int, check_positive
+from ._progress import CurvatureProgress, Watch
 
 __all__ = ["EigenResult", "lanczos"]
 
@@ -222,6 +223,20 @@ def _error_bounds(theta: torch.Tensor, res: torch.Tensor, idx: torch.Tensor) -> 
     return out
 
 
+def _estimates(theta: torch.Tensor, res: torch.Tensor, which: str) -> dict[str, float]:
+    """The extreme Ritz values (and the residual of the first) for progress reports."""
+    out: dict[str, float] = {}
+    if which in ("smallest", "both"):
+        i = int(torch.argmin(theta))
+        out["lambda_min"] = float(theta[i])
+        out["residual"] = float(res[i])
+    if which in ("largest", "both"):
+        i = int(torch.argmax(theta))
+        out["lambda_max"] = float(theta[i])
+        out.setdefault("residual", float(res[i]))
+    return out
+
+
 def _validate(op: Any) -> int:
     if not hasattr(op, "matvec") or not hasattr(op, "shape"):
         raise CurvatureError(f"expected an operator with matvec and shape, got {type(op).__name__}")
@@ -247,6 +262,8 @@ def lanczos(
     max_basis: int | None = None,
     stop: Callable[[torch.Tensor, torch.Tensor, float], bool] | None = None,
     relative_to: Literal["norm", "eigenvalue"] = "norm",
+    progress: bool = False,
+    callback: Callable[[CurvatureProgress], Any] | None = None,
 ) -> EigenResult:
     """The ``k`` largest, ``k`` smallest, or both (``which="both"``: ``2k`` values) eigenpairs
     of the symmetric operator ``op`` (anything with ``matvec``, ``shape``, ``dtype``).
@@ -264,7 +281,9 @@ def lanczos(
     ``block_size`` (default ``k``): start-block width, at least the multiplicity of any
     wanted repeated eigenvalue. ``max_basis``: memory cap in
     basis vectors before a thick restart (default ``min(n, 128)``, fewer if ``n·128``
-    float64 values exceed 2 GiB).
+    float64 values exceed 2 GiB). ``progress=True`` shows a bar (products out of the budget,
+    the current extreme Ritz values); ``callback(p)`` gets a
+    :class:`~saddlescape.curvature.CurvatureProgress` after every step.
     """
     t0 = time.perf_counter()
     n = _validate(op)
@@ -285,6 +304,43 @@ def lanczos(
         max_hvps = min(max(200, 30 * k * b), 10 * n)
     max_hvps = check_int("max_hvps", max_hvps, minimum=1)
 
+    with Watch("lanczos", progress, callback, max_hvps) as watch:
+        return _lanczos(
+            op,
+            n,
+            k,
+            which,
+            tol,
+            b,
+            relative_to,
+            n_wanted,
+            max_basis,
+            max_hvps,
+            seed,
+            v0,
+            stop,
+            watch,
+            t0,
+        )
+
+
+def _lanczos(
+    op: Any,
+    n: int,
+    k: int,
+    which: str,
+    tol: float,
+    b: int,
+    relative_to: str,
+    n_wanted: int,
+    max_basis: int,
+    max_hvps: int,
+    seed: int | None,
+    v0: torch.Tensor | None,
+    stop: Callable[[torch.Tensor, torch.Tensor, float], bool] | None,
+    watch: Watch,
+    t0: float,
+) -> EigenResult:
     gen = start_generator(seed)
     device = getattr(op, "device", torch.device("cpu"))
     f64 = torch.float64
@@ -350,6 +406,8 @@ def lanczos(
             res = torch.linalg.vector_norm(B.cpu() @ S[m - bb :], dim=0)
             exhausted = P.shape[1] == 0
         idx = _wanted(theta, k, which)
+        if watch.active:
+            watch(hvps, **_estimates(theta, res, which))
         bound = tol * (scale if relative_to == "norm" else theta[idx].abs())
         # At a breakdown the basis spans an invariant subspace: its Ritz pairs are exact
         # but may miss the wanted end of the spectrum, so go on with the fresh direction.

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -21,6 +22,7 @@ import torch
 
 from ..errors import ConfigError, DivergenceError, check_int
 from ._probing import _CountingOperator, make_generator, rademacher
+from ._progress import CurvatureProgress, Watch
 
 __all__ = ["TraceResult", "trace"]
 
@@ -51,6 +53,9 @@ def trace(
     method: Literal["hutch++", "hutchinson"] = "hutch++",
     num_matvecs: int = 60,
     seed: int | torch.Generator | None = None,
+    *,
+    progress: bool = False,
+    callback: Callable[[CurvatureProgress], Any] | None = None,
 ) -> TraceResult:
     """Estimate ``tr(A)`` of a symmetric operator from ``num_matvecs`` products.
 
@@ -58,7 +63,9 @@ def trace(
     (a :class:`HessianOperator`, for instance). Hutchinson needs ``num_matvecs >= 2``;
     Hutch++ needs ``>= 4`` and spends ``⌊m/3⌋`` products on the sketch, as many on
     ``AQ`` and the rest on probes. When the sketch already spans the whole space the
-    trace is exact (``std_error == 0``) and fewer products are used.
+    trace is exact (``std_error == 0``) and fewer products are used. ``progress=True``
+    shows a bar of the products; ``callback(p)`` gets a
+    :class:`~saddlescape.curvature.CurvatureProgress` after each block of products.
 
     >>> A = torch.diag(torch.arange(1.0, 11.0, dtype=torch.float64))
     >>> r = trace(A, "hutchinson", num_matvecs=50, seed=0)
@@ -67,17 +74,17 @@ def trace(
     >>> round(trace(A, num_matvecs=30, seed=0).estimate, 10)  # the sketch spans R^10
     55.0
     """
-    A = _CountingOperator(op)
     gen = make_generator(seed)
     if method not in ("hutch++", "hutchinson"):
         raise ConfigError(f"method must be 'hutch++' or 'hutchinson', got {method!r}")
+    m = check_int("num_matvecs", num_matvecs, minimum=2 if method == "hutchinson" else 4)
     t0 = time.perf_counter()
-    if method == "hutchinson":
-        m = check_int("num_matvecs", num_matvecs, minimum=2)
-        exact, values = 0.0, _hutchinson_values(A, m, gen, basis=None)
-    else:
-        m = check_int("num_matvecs", num_matvecs, minimum=4)
-        exact, values = _hutch_plus_plus(A, m, gen)
+    with Watch(f"trace ({method})", progress, callback, m) as watch:
+        A = _CountingOperator(op, watch)
+        if method == "hutchinson":
+            exact, values = 0.0, _hutchinson_values(A, m, gen, basis=None)
+        else:
+            exact, values = _hutch_plus_plus(A, m, gen)
     if values.numel() == 0:
         estimate, se = exact, 0.0
     else:

@@ -20,6 +20,7 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError, DivergenceError, check_int, check_positive
+from ._empirical_risk import MODES
 from .lanczos import lanczos
 from .operators import HessianOperator
 
@@ -55,6 +56,10 @@ class SharpnessTracker:
     ``lr``: the step size η, recorded as the threshold ``2/η``. ``track_min``: also
     estimate λ_min (a second, also warm-started, Lanczos run). ``tol``: Lanczos tolerance
     relative to ``‖H‖``; ``max_hvps``: budget per run; ``seed``: the first cold start.
+    ``mode`` (``"eval"`` or ``"train"``, see the module docstring), ``reduction``,
+    ``batch_size_fn`` and ``batch_loss``: the batch protocol of
+    :meth:`HessianOperator.from_model`. ``progress``/``callback``: as for
+    :func:`~saddlescape.curvature.lanczos`, per measurement.
 
     >>> _ = torch.manual_seed(0)
     >>> model = torch.nn.Linear(3, 1).double()
@@ -80,10 +85,27 @@ class SharpnessTracker:
         seed: int | None = 0,
         params: Sequence[Any] | None = None,
         max_hvps: int | None = None,
+        *,
+        mode: str = "eval",
+        reduction: str | None = None,
+        batch_size_fn: Callable[[Any], float] | None = None,
+        batch_loss: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
+        progress: bool = False,
+        callback: Callable[[Any], None] | None = None,
     ) -> None:
         if not isinstance(model, torch.nn.Module):
             raise ConfigError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        if mode not in MODES:
+            raise ConfigError(f"mode must be 'eval' or 'train', got {mode!r}")
         self.model, self.loss_fn, self.data, self.params = model, loss_fn, data, params
+        self.mode = mode
+        self._options: dict[str, Any] = {
+            "mode": mode,
+            "reduction": reduction,
+            "batch_size_fn": batch_size_fn,
+            "batch_loss": batch_loss,
+        }
+        self.progress, self.callback = bool(progress), callback
         self.every = check_int("every", every, minimum=1)
         self.lr = None if lr is None else check_positive("lr", lr)
         self.track_min = bool(track_min)
@@ -122,10 +144,20 @@ class SharpnessTracker:
         if step_index is None:
             step_index = 0 if not self.history else self.history[-1].step + self.every
         t0 = time.perf_counter()
-        op = HessianOperator.from_model(self.model, self.loss_fn, self.data, params=self.params)
+        op = HessianOperator.from_model(
+            self.model, self.loss_fn, self.data, params=self.params, **self._options
+        )
         v_max = self._warm(self._v_max, op.shape[0])
+        watch = {"progress": self.progress, "callback": self.callback}
         r = lanczos(
-            op, k=1, which="largest", tol=self.tol, max_hvps=self.max_hvps, seed=self.seed, v0=v_max
+            op,
+            k=1,
+            which="largest",
+            tol=self.tol,
+            max_hvps=self.max_hvps,
+            seed=self.seed,
+            v0=v_max,
+            **watch,
         )
         lam_max = float(r.eigenvalues[-1])
         self._v_max = r.eigenvectors[:, -1].clone()
@@ -141,6 +173,7 @@ class SharpnessTracker:
                 max_hvps=self.max_hvps,
                 seed=None if self.seed is None else self.seed + 1,
                 v0=v_min,
+                **watch,
             )
             lam_min = float(s.eigenvalues[0])
             self._v_min = s.eigenvectors[:, 0].clone()

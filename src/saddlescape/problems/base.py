@@ -18,9 +18,11 @@ KINDS: tuple[str, ...] = ("minimum", "saddle", "maximum", "degenerate")
 class CriticalPoint:
     """A point where the gradient vanishes, with its kind and function value.
 
-    ``kind`` is one of ``"minimum"``, ``"saddle"`` (a strict saddle: λ_min(∇²f) < 0 and
-    λ_max > 0), ``"maximum"`` or ``"degenerate"`` (the Hessian is singular and has no
-    negative eigenvalue, so second-order information cannot classify the point).
+    ``kind`` is one of ``"minimum"``, ``"saddle"`` (a strict saddle: λ_min(∇²f) < 0, Jin et
+    al. 2017, and not a maximum), ``"maximum"`` or ``"degenerate"`` (the Hessian is singular
+    and has no negative eigenvalue, so second-order information cannot classify the point).
+    ``saddlescape certify`` reports the same kinds (a maximum whose Hessian is singular can
+    be proven only a strict saddle by second-order information).
     """
 
     x: torch.Tensor
