@@ -7,6 +7,11 @@
   density by stochastic Lanczos quadrature, drawn with λ_min and λ_max marked.
 
 Without ``--at``/``--at-critical`` both use the problem's first listed critical point.
+
+Both also take a user's own model instead of a problem: ``--model FILE.py[:FUNCTION]``, where
+the function (default ``make``) returns ``(model, loss_fn, data)`` or a dict (see
+:mod:`saddlescape.cli._user_model`); the point is the model's current parameters and
+``--mode eval|train`` chooses how BatchNorm and dropout are evaluated.
 """
 
 from __future__ import annotations
@@ -33,6 +38,73 @@ _AT_CRITICAL = typer.Option(
 )
 _DIM = typer.Option(None, "--dim", help="Set the problem's dimension parameter.")
 _SET = typer.Option(None, "--set", help="Set a problem parameter: key=value (repeatable).")
+_PROBLEM = typer.Argument(
+    None, metavar="[PROBLEM]", help="A problem name (or give --model instead)."
+)
+_MODEL = typer.Option(
+    None,
+    "--model",
+    help="Your own model instead of a problem: FILE.py[:FUNCTION] (default FUNCTION: make), "
+    "returning (model, loss_fn, data) or a dict with model, data and optionally loss_fn, params, "
+    "reduction, batch_size_fn, batch_loss, method, mode. The point is the model's parameters.",
+)
+_MODEL_ARG = typer.Option(
+    None, "--model-arg", help="key=value passed to FUNCTION as a string keyword (repeatable)."
+)
+_MODE = typer.Option(
+    None,
+    "--mode",
+    help="With --model: 'eval' (BatchNorm on running statistics, dropout off; the default) or "
+    "'train' (BatchNorm on each batch's statistics; random layers refused).",
+)
+_PROGRESS = typer.Option(
+    None,
+    "--progress/--no-progress",
+    help="A progress bar on stderr (default: when stderr is a terminal).",
+)
+
+
+def _show_progress(progress: bool | None) -> bool:
+    import sys
+
+    return sys.stderr.isatty() if progress is None else progress
+
+
+def _source(
+    problem_name: str | None,
+    model: str | None,
+    model_args: list[str] | None,
+    mode: str | None,
+    problem_options: dict[str, Any],
+) -> tuple[Problem | None, Any]:
+    """The problem or the user's model, whichever was named (exactly one must be).
+    ``problem_options``: the problem-only options by flag (``--dim``, ``--set``, ``--at``,
+    ``--at-critical``) with their values."""
+    from ._user_model import load_user_model
+
+    if (problem_name is None) == (model is None):
+        raise ConfigError("give a PROBLEM or --model FILE.py[:FUNCTION], exactly one of them")
+    if model is None:
+        given = [k for k, v in (("--mode", mode), ("--model-arg", model_args)) if v]
+        if given:
+            raise ConfigError(f"{', '.join(given)} only apply with --model")
+        dim, sets = problem_options["--dim"], problem_options["--set"]
+        return build_problem(problem_name, dim=dim, sets=sets or ()), None
+    given = [flag for flag, value in problem_options.items() if value not in (None, [], ())]
+    if given:
+        raise ConfigError(
+            f"{', '.join(given)} only apply to a PROBLEM, not to --model "
+            "(the point is the model's parameters)"
+        )
+    if mode is not None and mode not in ("eval", "train"):
+        raise ConfigError(f"--mode must be 'eval' or 'train', got {mode!r}")
+    return None, load_user_model(model, model_args)
+
+
+def _model_point(op: Any) -> str:
+    tensors = len(op.param_names or ())
+    plural = "s" if tensors != 1 else ""
+    return f"the model's parameters: {op.shape[0]} entries in {tensors} tensor{plural}"
 
 
 def resolve_point(
@@ -65,23 +137,32 @@ def resolve_point(
 
 @app.command("certify")
 def certify_command(
-    problem_name: str = typer.Argument(..., metavar="PROBLEM", help="A problem name."),
+    problem_name: str | None = _PROBLEM,
     at: str | None = _AT,
     at_critical: int | None = _AT_CRITICAL,
     dim: int | None = _DIM,
     set_: list[str] | None = _SET,
+    model: str | None = _MODEL,
+    model_arg: list[str] | None = _MODEL_ARG,
+    mode: str | None = _MODE,
     eps: float = typer.Option(1e-6, "--eps", help="Gradient threshold ε."),
     rho: float | None = typer.Option(
         None,
         "--rho",
-        help="Hessian-Lipschitz constant ρ; τ = √(ρε). Default: the problem's known ρ.",
+        help="Hessian-Lipschitz constant ρ; τ = √(ρε). Default: the problem's known ρ; for "
+        "--model an estimate from Hessian-vector product differences (a lower bound).",
     ),
     tau: float | None = typer.Option(
         None,
         "--tau",
-        help="Curvature threshold τ directly. Default when ρ is unknown: τ = √ε (as ρ = 1).",
+        help="Curvature threshold τ directly. Default for a problem whose ρ is unknown: "
+        "τ = √ε (as ρ = 1).",
     ),
-    tol: float = typer.Option(1e-6, "--tol", help="Lanczos tolerance, relative to ‖H‖."),
+    tol: float | None = typer.Option(
+        None,
+        "--tol",
+        help="Lanczos tolerance, relative to ‖H‖ (default: 1e-6 for a problem, 1e-3 for --model).",
+    ),
     max_hvps: int | None = typer.Option(
         None,
         "--max-hvps",
@@ -89,35 +170,74 @@ def certify_command(
         "when it runs out before a decision the kind is 'undecided'.",
     ),
     seed: int = typer.Option(0, "--seed", help="Lanczos start vector seed."),
+    progress: bool | None = _PROGRESS,
 ) -> None:
     """Certify a point: ε-first/second-order stationarity and the critical-point kind."""
     from ..curvature import certify
 
-    problem = build_problem(problem_name, dim=dim, sets=set_ or ())
-    x, where = resolve_point(problem, at, at_critical)
+    flags = {"--dim": dim, "--set": set_, "--at": at, "--at-critical": at_critical}
+    problem, user = _source(problem_name, model, model_arg, mode, flags)
     if rho is not None and tau is not None:
         raise ConfigError("give either --rho or --tau, not both")
+    show = _show_progress(progress)
+    if user is not None:
+        op = user.operator(mode)
+        cert = certify(
+            op,
+            eps=eps,
+            rho=rho,
+            tau=tau,
+            tol=1e-3 if tol is None else tol,
+            max_hvps=max_hvps,
+            seed=seed,
+            progress=show,
+        )
+        note = " (ρ estimated: a lower bound, so τ errs small)" if cert.rho_estimated else ""
+        title = f"certificate: {user.spec} — {op.description}, {op.mode} mode"
+        console.print(certificate_table(title, _model_point(op), cert, note))
+        return
+    assert problem is not None
+    x, where = resolve_point(problem, at, at_critical)
     note = ""
     if rho is None and tau is None:
         if problem.hessian_lipschitz is not None:
             rho, note = problem.hessian_lipschitz, " (the problem's)"
         else:
             tau, note = math.sqrt(eps), " (√ε: ρ unknown, taken as 1)"
-    cert = certify(problem.f, x, eps=eps, rho=rho, tau=tau, tol=tol, max_hvps=max_hvps, seed=seed)
-    console.print(certificate_table(problem, x, where, cert, note))
+    cert = certify(
+        problem.f,
+        x,
+        eps=eps,
+        rho=rho,
+        tau=tau,
+        tol=1e-6 if tol is None else tol,
+        max_hvps=max_hvps,
+        seed=seed,
+        progress=show,
+    )
+    point = f"{format_vector(x)}  — {where}"
+    console.print(certificate_table(f"certificate: {problem.describe()}", point, cert, note))
 
 
-def certificate_table(problem: Problem, x: torch.Tensor, where: str, cert: Any, note: str) -> Table:
+def _eigenvalue(theta: float, residual: float, side: str) -> str:
+    """An extreme Ritz value; one whose residual is over 1 % of it is shown as the bound it
+    is (Ritz values lie inside [λ_min, λ_max]), as when a strict saddle was proven early."""
+    if residual > 0.01 * abs(theta):
+        return f"{side} {theta:.8g}  (Ritz bound, residual {residual:.1e})"
+    return f"{theta:.8g}  (residual {residual:.1e})"
+
+
+def certificate_table(title: str, point: str, cert: Any, note: str) -> Table:
     """The certificate as a two-column rich table."""
-    t = Table(title=f"certificate: {problem.describe()}", show_header=False, title_justify="left")
+    t = Table(title=title, show_header=False, title_justify="left")
     t.add_column("quantity", style="bold")
     t.add_column("value", overflow="fold")
-    t.add_row("point", f"{format_vector(x)}  — {where}")
+    t.add_row("point", point)
     if cert.value is not None:
         t.add_row("f", f"{cert.value:.10g}")
     t.add_row("‖∇f‖", f"{cert.grad_norm:.3e}  (ε = {cert.eps:.3g})")
-    t.add_row("λ_min", f"{cert.lambda_min:.8g}  (residual {cert.residual_min:.1e})")
-    t.add_row("λ_max", f"{cert.lambda_max:.8g}  (residual {cert.residual_max:.1e})")
+    t.add_row("λ_min", _eigenvalue(cert.lambda_min, cert.residual_min, "≤"))
+    t.add_row("λ_max", _eigenvalue(cert.lambda_max, cert.residual_max, "≥"))
     rho = f", ρ = {cert.rho:.4g}" if cert.rho is not None else ""
     t.add_row("τ", f"{cert.tau:.3e}{rho}{note}")
     colour = {"minimum": "green", "saddle": "yellow", "maximum": "red"}.get(cert.kind, "magenta")
@@ -137,15 +257,19 @@ def certificate_table(problem: Problem, x: torch.Tensor, where: str, cert: Any, 
 
 @app.command("spectrum")
 def spectrum_command(
-    problem_name: str = typer.Argument(..., metavar="PROBLEM", help="A problem name."),
+    problem_name: str | None = _PROBLEM,
     at: str | None = _AT,
     at_critical: int | None = _AT_CRITICAL,
     dim: int | None = _DIM,
     set_: list[str] | None = _SET,
+    model: str | None = _MODEL,
+    model_arg: list[str] | None = _MODEL_ARG,
+    mode: str | None = _MODE,
     out: Path | None = typer.Option(
         None,
         "--out",
-        help="Where to save the plot (.png, .pdf, .svg). Default: spectrum-PROBLEM.png",
+        help="Where to save the plot (.png, .pdf, .svg). Default: spectrum-PROBLEM.png "
+        "(spectrum-FILE.png for --model).",
     ),
     probes: int = typer.Option(8, "--probes", help="SLQ random probes."),
     steps: int = typer.Option(80, "--steps", help="Lanczos steps per probe (capped at d)."),
@@ -154,31 +278,40 @@ def spectrum_command(
     ),
     log: bool = typer.Option(False, "--log", help="Log-scale density axis."),
     seed: int = typer.Option(0, "--seed", help="Probe seed."),
+    progress: bool | None = _PROGRESS,
 ) -> None:
     """Hessian spectral density at a point (stochastic Lanczos quadrature), plotted."""
     from ..curvature import HessianOperator, lanczos
     from ..curvature.density import plot_spectral_density, spectral_density
 
-    problem = build_problem(problem_name, dim=dim, sets=set_ or ())
-    x, where = resolve_point(problem, at, at_critical)
-    out = Path(out) if out is not None else Path(f"spectrum-{problem.name}.png")
+    flags = {"--dim": dim, "--set": set_, "--at": at, "--at-critical": at_critical}
+    problem, user = _source(problem_name, model, model_arg, mode, flags)
+    name = problem.name if problem is not None else user.stem
+    out = Path(out) if out is not None else Path(f"spectrum-{name}.png")
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
         raise ConfigError(f"--out must end in .png, .pdf or .svg, got {str(out)!r}")
     if out.parent != Path() and not out.parent.is_dir():
         raise ConfigError(f"--out: directory {str(out.parent)!r} does not exist")
-    op = HessianOperator.from_function(problem.f, x)
-    density = spectral_density(op, num_probes=probes, lanczos_steps=steps, seed=seed)
-    ext = lanczos(op, k=1, which="both", tol=1e-8, seed=seed)
+    if problem is not None:
+        x, where = resolve_point(problem, at, at_critical)
+        op = HessianOperator.from_function(problem.f, x)
+        title, point = f"Hessian spectrum: {problem.describe()}", f"{format_vector(x)}  — {where}"
+        plot_title = f"{problem.name} at {where}"
+    else:
+        op = user.operator(mode)
+        title = f"Hessian spectrum: {user.spec} — {op.description}, {op.mode} mode"
+        point, plot_title = _model_point(op), f"{user.stem} ({op.mode} mode)"
+    show = _show_progress(progress)
+    density = spectral_density(op, num_probes=probes, lanczos_steps=steps, seed=seed, progress=show)
+    ext = lanczos(op, k=1, which="both", tol=1e-8, seed=seed, progress=show)
     lmin, lmax = float(ext.eigenvalues[0]), float(ext.eigenvalues[-1])
     fig = plot_spectral_density(density, mark=(lmin, lmax), sigma=sigma, log=log)
-    fig.axes[0].set_title(f"{problem.name} at {where}", fontsize="small")
+    fig.axes[0].set_title(plot_title, fontsize="small")
     fig.savefig(out, dpi=120)
-    t = Table(
-        title=f"Hessian spectrum: {problem.describe()}", show_header=False, title_justify="left"
-    )
+    t = Table(title=title, show_header=False, title_justify="left")
     t.add_column("quantity", style="bold")
     t.add_column("value", overflow="fold")
-    t.add_row("point", f"{format_vector(x)}  — {where}")
+    t.add_row("point", point)
     t.add_row("λ_min", f"{lmin:.8g}")
     t.add_row("λ_max", f"{lmax:.8g}")
     t.add_row("trace / d (SLQ)", f"{density.moment(1):.6g}")

@@ -544,7 +544,9 @@ class EmpiricalRisk:
         if self.reduction == "sum":
             return f"{spec.name}, summed over {where}"
         total = math.fsum(d for d in dens if d is not None)
-        unit = {"class": "weighted targets", "numel": "elements"}.get(spec.kind or "", "terms")
+        unit = {"class": "targets", "numel": "elements"}.get(spec.kind or "", "terms")
+        if spec.kind == "class" and spec.weight is not None:
+            unit = "units of class weight"
         return f"{spec.name}, mean over {total:g} {unit} in {where}"
 
     # ------------------------------------------------------------------ evaluation
