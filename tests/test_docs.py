@@ -20,14 +20,24 @@ README = ROOT / "README.md"
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 
 
+DOCS = sorted((ROOT / "docs").glob("*.md"))
+
+
+@pytest.mark.parametrize("page", [p for p in DOCS if ">>> " in p.read_text()], ids=lambda p: p.name)
+def test_docs_python_examples(page):
+    result = doctest.testfile(str(page), module_relative=False, optionflags=FLAGS)
+    assert result.attempted > 0
+    assert result.failed == 0, f"{result.failed} example(s) failed in docs/{page.name}"
+
+
 def test_readme_python_examples():
     result = doctest.testfile(str(README), module_relative=False, optionflags=FLAGS)
     assert result.attempted > 5
     assert result.failed == 0
 
 
-def _readme_commands() -> list[list[str]]:
-    text = README.read_text()
+def _readme_commands(pages: tuple[Path, ...] = (README,)) -> list[list[str]]:
+    text = "\n".join(page.read_text() for page in pages)
     commands = []
     for block in re.findall(r"```bash\n(.*?)```", text, flags=re.S):
         for line in block.splitlines():
@@ -49,7 +59,7 @@ def test_readme_quick_start_is_two_make_targets():
     assert "make test" in (ROOT / ".ci" / "run").read_text()
 
 
-@pytest.mark.parametrize("argv", _readme_commands(), ids=lambda a: " ".join(a[:2]))
+@pytest.mark.parametrize("argv", _readme_commands((README, *DOCS)), ids=lambda a: " ".join(a[:2]))
 def test_readme_command_exists_with_its_options(argv, capsys):
     assert main([argv[0], "--help"]) == 0
     help_text = capsys.readouterr().out
