@@ -108,7 +108,22 @@ def png_bytes(fig: Figure) -> bytes:
 
 
 def save_png(fig: Figure, path: str | Path) -> Path:
-    """Render ``fig`` to ``path`` (PNG) and return the path."""
+    """Render ``fig`` to ``path`` (PNG, written atomically: a crash or a full disk leaves
+    the previous file) and return the path."""
+    from .fileio import write_bytes
+
     path = Path(path)
-    path.write_bytes(png_bytes(fig))
+    write_bytes(path, png_bytes(fig))
+    return path
+
+
+def save_figure(fig: Figure, path: str | Path, **savefig_kwargs: Any) -> Path:
+    """``fig.savefig(path, **savefig_kwargs)`` written atomically (format from the suffix:
+    ``.png``, ``.pdf``, ``.svg``); OS errors become one-line
+    :class:`~saddlescape.errors.OutputError`. Returns the path."""
+    from .fileio import atomic_path
+
+    path = Path(path)
+    with atomic_path(path) as tmp:
+        fig.savefig(tmp, **savefig_kwargs)
     return path

@@ -44,7 +44,7 @@ def test_reproduce_only_gd_rate_then_rerun_and_report(tmp_path, capsys):
     (out / "index.html").unlink()
     rc, text, _ = _run(capsys, "report", "--out", str(out))
     assert rc == 0 and (out / "index.html").exists()
-    assert re.search(r"✓\s+│\s+gd-rate", text)
+    assert re.search(r"✓\s+gd-rate\s+1\b", text) and "✓ gd-rate: " in text
 
 
 @pytest.mark.parametrize(

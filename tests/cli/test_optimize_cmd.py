@@ -101,11 +101,38 @@ def test_out_directory_is_checked_before_the_run(capsys, monkeypatch):
     assert rc == 2 and "does not exist" in capsys.readouterr().err
 
 
-def test_octopus_pgd_reports_the_minimum_it_reached(capsys):
-    """PGD ends at a sign-flipped copy of the minimum 4τ𝟙; the summary measures the distance
-    to each listed point's symmetry orbit and names the minimum."""
-    rc = main(["optimize", "octopus", "--dim", "5", "-o", "pgd"])
+def _row(out: str, label: str) -> str:
+    """The text of a summary-table row, its wrapped continuation lines joined."""
+    lines = [line.strip().split("│")[1:-1] for line in out.splitlines() if "│" in line]
+    text, inside = [], False
+    for cells in lines:
+        head, rest = cells[0].strip(), "│".join(cells[1:]).strip()
+        if head == label:
+            inside = True
+        elif head:
+            inside = False
+        if inside:
+            text.append(rest)
+    return " ".join(text)
+
+
+def _numbers(text: str) -> list[float]:
+    inner = text[text.index("(") + 1 : text.index(")")]
+    return [float(v) for v in inner.split(",") if v.strip() not in ("…", "")]
+
+
+@pytest.mark.parametrize(("optimizer", "kind"), [("gd", "saddle"), ("pgd", "minimum")])
+def test_octopus_names_the_critical_point_in_the_orbit_it_reached(capsys, optimizer, kind):
+    """Issue 13: the point reached has sign-flipped coordinates (−10.87); the nearest
+    critical point is shown as the copy in the same symmetry orbit, not the listed
+    representative with +10.87 everywhere."""
+    rc = main(["optimize", "octopus", "--dim", "5", "-o", optimizer])
     out = capsys.readouterr().out
-    assert rc == 0 and "at the global minimum value" in out
-    assert "nearest critical point │ minimum at (10.87, 10.87, 10.87, 10.87, 10.87)" in out
-    assert not out.startswith("\n")
+    assert rc == 0 and not out.startswith("\n")
+    nearest, final = _row(out, "nearest critical point"), _row(out, "final x")
+    assert nearest.startswith(f"{kind} at (")
+    shown, reached = _numbers(nearest), _numbers(final)
+    assert len(shown) == len(reached) == 5
+    assert shown == pytest.approx(reached, abs=1e-2)
+    if optimizer == "gd":
+        assert any(v < -10 for v in shown)

@@ -1,17 +1,19 @@
 """Command-line interface: a thin typer app over the library.
 
 Each module of this package registers its commands on :data:`app`. Errors a user can
-cause print one line and exit with status 2; ``--debug`` shows the traceback.
+cause (bad input, a file that cannot be written, a store that cannot be read) print one
+line and exit with status 2; ``--debug`` also shows the traceback, with the same status.
 """
 
 from __future__ import annotations
 
 import sys
+import traceback
 
 from rich.markup import escape
 
-from ..errors import SaddlescapeError
-from ._app import app, debug_enabled, err_console
+from ..errors import OutputError, SaddlescapeError
+from ._app import app, debug_enabled, err_console, reflow_help
 
 # Command modules register themselves on import.
 from . import (  # noqa: F401  isort: skip
@@ -29,15 +31,26 @@ def _error(message: str) -> None:
     err_console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)
 
 
+reflow_help(app)
+
+
+def _fail(message: str, status: int = 2) -> int:
+    if debug_enabled():
+        traceback.print_exc()
+    _error(message)
+    return status
+
+
 def main(argv: list[str] | None = None) -> int:
     """Entry point of the ``saddlescape`` console script."""
     try:
         result = app(args=argv, standalone_mode=False)
     except SaddlescapeError as exc:
-        if debug_enabled():
-            raise
-        _error(str(exc))
-        return 2
+        return _fail(str(exc))
+    except OSError as exc:  # a file-system error no command turned into its own message
+        return _fail(str(OutputError.from_os_error(exc, doing="use")))
+    except MemoryError:
+        return _fail("out of memory: reduce the sizes asked for (--dim, --steps, --seeds)")
     except KeyboardInterrupt:
         err_console.print("[bold red]interrupted[/]")
         return 130

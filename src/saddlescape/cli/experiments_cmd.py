@@ -4,16 +4,18 @@ experiment's sweep and write the report: the project's main job) and ``saddlesca
 
 from __future__ import annotations
 
+import errno
 import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
 import typer
-from rich.table import Table
+from rich.markup import escape
 
-from ..errors import ConfigError
-from ._app import app, console
+from ..errors import ConfigError, OutputError
+from ._app import Column, app, console, fitted_tables, output_folder, print_tables
+from .runs_cmd import warn
 
 _EXECUTORS = ("sequential", "process", "ray")
 
@@ -25,20 +27,24 @@ def experiments_command(
     """List the registered experiments: the claim each one tests, and its source."""
     from ..experiments import get, names
 
-    table = Table(title="experiments", title_justify="left", show_lines=verbose)
-    table.add_column("name", style="bold", no_wrap=True)
-    table.add_column("claim")
-    if verbose:
-        table.add_column("source", style="dim")
-    table.add_column("runs (quick/full)", justify="right", no_wrap=True)
+    rows = []
     for name in names():
         exp = get(name)
-        row = [name, exp.claim]
-        if verbose:
-            row.append(exp.source)
-        row.append(f"{_grid_size(exp, True)}/{_grid_size(exp, False)}")
-        table.add_row(*row)
-    console.print(table)
+        rows.append([name, f"{_grid_size(exp, True)}/{_grid_size(exp, False)}", exp])
+    if not verbose:
+        columns = [Column("name", style="bold"), Column("runs", justify="right")]
+        columns.append(Column("claim", wrap=True))
+        cells = [[n, runs, escape(exp.claim)] for n, runs, exp in rows]
+        print_tables("[bold]experiments[/]", fitted_tables(columns, cells))
+        console.print("[dim]runs: quick/full sweep sizes; --verbose adds the sources[/]")
+        return
+    # the long texts go below each name, wrapped at the terminal's width
+    console.print("[bold]experiments[/] (runs: quick/full sweep sizes)")
+    for name, runs, exp in rows:
+        console.print()
+        console.print(f"[bold]{escape(name)}[/]  runs {runs}", highlight=False)
+        console.print(escape(exp.claim), highlight=False)
+        console.print(f"[dim]source: {escape(exp.source)}[/]", highlight=False)
 
 
 def _grid_size(exp: Any, quick: bool) -> int:
@@ -104,7 +110,7 @@ def reproduce_command(
     quick: bool = typer.Option(
         False, "--quick", help="Quick configs and grids (minutes instead of an hour)."
     ),
-    out: Path = typer.Option(Path("results"), "--out", help="Results folder."),
+    out: str = typer.Option("results", "--out", help="Results folder."),
     executor: str = typer.Option(
         "process", "--executor", help="Where runs execute: sequential, process or ray."
     ),
@@ -114,8 +120,8 @@ def reproduce_command(
     address: str | None = typer.Option(
         None,
         "--address",
-        help="With --executor ray: the cluster to use ('auto', 'ray://host:10001'); "
-        "default: start a local one.",
+        help="With --executor ray: the cluster to use ('auto', 'host:6379', "
+        "'ray://host:10001'); default: start a local one on 127.0.0.1.",
     ),
     only: str | None = typer.Option(
         None, "--only", help="Comma-separated experiment names (default: all)."
@@ -134,13 +140,17 @@ def reproduce_command(
     status 1 when a run or an analysis failed; a claim the data do not support is a result
     (shown with ✗), not an error.
     """
-    from ..report import build_sections, render_html
-    from ..runner import make_executor, run_sweep
+    from ..runner import make_executor, plan_sweep, run_sweep
+    from ..runner.executors import check_address
 
     if executor not in _EXECUTORS:
         raise ConfigError(f"--executor must be one of {', '.join(_EXECUTORS)}, got {executor!r}")
+    check_address(executor, address)
+    folder = output_folder(out)
     names = _parse_only(only)
     overrides = split_sets(set_ or (), names)
+    for name in names:  # every config is validated before anything runs or is stored
+        plan_sweep(name, overrides=overrides[name], quick=quick)
     if executor == "sequential" and workers in (None, 1):
         workers = None
     pool = make_executor(executor, workers=workers, address=address)
@@ -152,7 +162,7 @@ def reproduce_command(
                 name,
                 overrides=overrides[name],
                 quick=quick,
-                store=out,
+                store=folder,
                 executor=pool,
                 progress=progress,
             )
@@ -160,39 +170,76 @@ def reproduce_command(
         pool.shutdown()
     run_seconds = time.perf_counter() - t0
     with console.status("analyzing and writing the report"):
-        sections = build_sections(out)
-        index = render_html(sections, out)
+        sections, index = _write_report(folder, folder, None, all_runs=False)
     chosen = set(names)
-    table = Table(
-        title=f"reproduce{' --quick' if quick else ''}: {len(names)} experiment(s), "
-        f"{run_seconds:.0f} s on {executor} ×{pool.workers}",
-        title_justify="left",
+    title = (
+        f"reproduce{' --quick' if quick else ''}: {len(names)} experiment(s), "
+        f"{run_seconds:.0f} s on {executor} ×{pool.workers}"
     )
-    for col, just in (("", "center"), ("experiment", "left"), ("runs", "right")):
-        table.add_column(col, justify=just, no_wrap=True)
-    table.add_column("time", justify="right", no_wrap=True)
-    table.add_column("verdict")
+    rows, verdicts = [], []
     broken = False
     for s in sections:
         if s.name not in chosen:
             continue
         sm = summaries[s.name]
-        style = {"supported": "green", "not supported": "red", "failed": "red"}.get(s.status, "dim")
+        style = _STYLES.get(s.status, "dim")
         runs = f"{sm.ok} new, {sm.skipped} kept" + (
             f", [red]{sm.failed} failed[/]" if sm.failed else ""
         )
         broken |= bool(sm.failed) or s.status == "failed"
-        table.add_row(
-            f"[{style}]{s.mark}[/]", s.name, runs, f"{sm.seconds:.1f} s", f"[{style}]{s.summary}[/]"
-        )
-    console.print(table)
+        rows.append([f"[{style}]{s.mark}[/]", s.name, runs, f"{sm.seconds:.1f} s"])
+        verdicts.append((s, style))
+    columns = [Column("", justify="center"), Column("experiment"), Column("runs", justify="right")]
+    columns.append(Column("time", justify="right"))
+    print_tables(escape(title), fitted_tables(columns, rows))
+    _print_verdicts(verdicts)
     console.print(f"report: {index.resolve()}", soft_wrap=True, highlight=False)
     return 1 if broken else 0
 
 
+_STYLES = {"supported": "green", "not supported": "red", "failed": "red"}
+
+
+def _print_verdicts(verdicts: Sequence[tuple[Any, str]]) -> None:
+    """Each verdict below the table, wrapped at the terminal's width."""
+    console.print("verdicts:")
+    for s, style in verdicts:
+        console.print(
+            f"  [{style}]{s.mark} {escape(s.name)}[/]: {escape(s.summary)}", highlight=False
+        )
+
+
+def _write_report(
+    folder: Path, to: Path, names: Sequence[str] | None, *, all_runs: bool
+) -> tuple[list[Any], Path]:
+    """Read ``folder``'s store (read-only), analyze, write the report into ``to``; warn
+    about stored rows that were skipped; a folder that cannot be written says so."""
+    from ..report import build_sections, open_store, render_html, store_notes
+
+    with open_store(folder) as store:
+        sections = build_sections(store, names, all_runs=all_runs)
+        notes = store_notes(store)
+    warn(notes)
+    try:
+        index = render_html(sections, to, notes)
+    except OutputError as exc:
+        unwritable = exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+        hint = "write the report elsewhere with --to DIR" if unwritable else ""
+        hint += "; " if hint else ""
+        hint += "the previous report files were kept"
+        raise OutputError(exc.errno, f"{exc}; {hint}") from exc
+    return sections, index
+
+
 @app.command("report")
 def report_command(
-    out: Path = typer.Option(Path("results"), "--out", help="Results folder (runs.sqlite)."),
+    out: str = typer.Option("results", "--out", help="Results folder (runs.sqlite)."),
+    to: str | None = typer.Option(
+        None,
+        "--to",
+        help="Where to write index.html and the figures (default: --out); for a results "
+        "folder that is read-only.",
+    ),
     only: str | None = typer.Option(
         None, "--only", help="Comma-separated experiment names (default: all)."
     ),
@@ -205,19 +252,17 @@ def report_command(
     """Write --out/index.html (and one PNG per figure) from the runs stored in --out.
 
     Each experiment is judged on its latest sweep into --out, so a rerun with other
-    settings replaces, rather than mixes with, the earlier one; --all-runs pools them.
+    settings replaces, rather than mixes with, the earlier one; --all-runs pools them. The
+    store is only read, so a read-only results folder can be reported with --to elsewhere.
+    Every file is replaced whole: a crash or a full disk leaves the previous report.
     """
-    from ..report import build_sections, render_html
-
+    folder = output_folder(out)
+    target = output_folder(to, "--to") if to is not None else folder
     names = _parse_only(only)
-    sections = build_sections(out, names, all_runs=all_runs)
-    index = render_html(sections, out)
-    table = Table(title=f"report of {out}", title_justify="left")
-    table.add_column("")
-    table.add_column("experiment", no_wrap=True)
-    table.add_column("runs", justify="right")
-    table.add_column("verdict")
-    for s in sections:
-        table.add_row(s.mark, s.name, str(s.n_ok + s.n_failed), s.summary)
-    console.print(table)
+    sections, index = _write_report(folder, target, names, all_runs=all_runs)
+    rows = [[s.mark, s.name, str(s.n_ok + s.n_failed)] for s in sections]
+    columns = [Column("", justify="center"), Column("experiment"), Column("runs", justify="right")]
+    title = escape(f"report of {out}")
+    print_tables(title, fitted_tables(columns, rows))
+    _print_verdicts([(s, _STYLES.get(s.status, "dim")) for s in sections])
     console.print(f"report: {index.resolve()}", soft_wrap=True, highlight=False)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -11,13 +12,18 @@ import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_memory
+from ..fileio import atomic_path
 from ..optim import names as optimizer_names
 from ..optim import run
 from ..optim.registry import get_class
 from ..runner.config import parse_sets
-from ._app import app, console, parse_vector
+from ._app import app, console, parse_vector, refuse_out_of_memory
 from .problems_cmd import build_problem
+
+#: float64 vectors of length d held besides the trajectory (iterate, gradient, optimizer
+#: state, the problem's own data): a generous count for the memory estimate.
+_WORK_VECTORS = 16
 
 
 @app.command("optimize")
@@ -44,17 +50,24 @@ def optimize_command(
     out: Path | None = typer.Option(None, "--out", help="Write the trajectory (.csv or .npz)."),
 ) -> None:
     """Run one optimizer trajectory on PROBLEM and print a summary."""
-    get_class(optimizer)  # unknown names fail before any work
+    if optimizer not in optimizer_names():  # unknown names fail before any work
+        raise ConfigError(
+            f"unknown optimizer {optimizer!r}: --optimizer must be one of "
+            f"{', '.join(optimizer_names())} (saddlescape's own optimizers; torch.optim "
+            "ones such as Adam are not offered)"
+        )
+    get_class(optimizer)
     if steps < 0:
         raise ConfigError(f"--steps must be >= 0, got {steps}")
     if not 0 <= seed < 2**63:
         raise ConfigError(f"--seed must be in [0, 2**63), got {seed}")
     if out is not None:
-        if out.suffix not in (".csv", ".npz"):
-            raise ConfigError(f"--out must end in .csv or .npz, got {str(out)!r}")
-        if not out.parent.is_dir():  # checked now, not after the whole run
-            raise ConfigError(f"--out: directory {str(out.parent)!r} does not exist")
-    prob = build_problem(problem, dim=dim, sets=set_ or ())
+        _check_out(out)
+    if dim is not None and dim > 0:  # before building: the trajectory alone needs this
+        _check_trajectory_memory(dim, steps)
+    with refuse_out_of_memory(f"problem {problem!r} with these parameters", "reduce --dim"):
+        prob = build_problem(problem, dim=dim, sets=set_ or ())
+    _check_trajectory_memory(prob.dim, steps)
     x0 = None
     if init is not None:
         x0 = torch.tensor(parse_vector(init, "--init"), dtype=torch.float64)
@@ -87,8 +100,57 @@ def optimize_command(
         )
     console.print(summary_table(prob, traj))
     if out is not None:
-        path = traj.save(out)
-        console.print(f"trajectory written to {path}")
+        with atomic_path(out) as tmp:  # a crash or full disk leaves the previous file
+            traj.save(tmp)
+        console.print(f"trajectory written to {out}", highlight=False, soft_wrap=True)
+
+
+def _check_out(out: Path) -> None:
+    """Refuse a bad --out before the run, not after it."""
+    if out.suffix not in (".csv", ".npz"):
+        raise ConfigError(f"--out must end in .csv or .npz, got {str(out)!r}")
+    if not out.parent.is_dir():
+        raise ConfigError(f"--out: directory {str(out.parent)!r} does not exist")
+    if out.is_dir():
+        raise ConfigError(f"--out {str(out)!r} is a folder; name a .csv or .npz file")
+
+
+def _check_trajectory_memory(dim: int, steps: int) -> None:
+    check_memory(
+        f"a trajectory of {steps:,} steps in dimension {dim:,}",
+        8.0 * dim * (steps + 1 + _WORK_VECTORS),
+        "reduce --dim or --steps",
+    )
+
+
+def nearest_in_orbit(problem: Any, x: torch.Tensor, point: torch.Tensor) -> torch.Tensor:
+    """The copy of the listed critical ``point`` under f's symmetries nearest ``x``.
+
+    Problems list one representative per symmetry orbit and ``problem.align(x, c)`` maps
+    ``x`` to its image nearest ``c``; to show the minimum that ``x`` actually reached (e.g.
+    with the signs of ``x`` on the octopus), the same symmetry is undone on ``c``. The
+    candidates: ``align(c, x)`` (a symmetry that moves ``c`` towards ``x``), the pull-back
+    of ``c`` through ``align``'s local linear map at ``x`` (sign flips, permutations), and
+    ``c`` itself; the nearest one with ``f = f(c)`` wins."""
+    x = x.detach().to(torch.float64)
+    c = point.detach().to(torch.float64)
+    candidates = [c]
+    with contextlib.suppress(Exception):
+        candidates.append(problem.align(c, x).detach().to(torch.float64))
+    with contextlib.suppress(Exception):
+        probe = x.clone().requires_grad_(True)
+        image = problem.align(probe, c)
+        if image.requires_grad:
+            (pulled,) = torch.autograd.grad(image, probe, grad_outputs=c.to(image.dtype))
+            candidates.append(pulled.detach().to(torch.float64))
+    with torch.no_grad():
+        f_c = float(problem.f(c))
+        same = [
+            y
+            for y in candidates
+            if y.shape == c.shape and abs(float(problem.f(y)) - f_c) <= 1e-9 * max(1.0, abs(f_c))
+        ]
+    return min(same or [c], key=lambda y: float(torch.linalg.vector_norm(y - x)))
 
 
 def summary_table(problem: Any, traj: Any) -> Table:
@@ -117,7 +179,10 @@ def summary_table(problem: Any, traj: Any) -> Table:
         table.add_row("nearest critical point", unlisted)
     else:
         cp, dist = nearest
-        xs = ", ".join(f"{v:.4g}" for v in cp.x.tolist()[:6]) + (", …" if cp.x.numel() > 6 else "")
+        shown = nearest_in_orbit(problem, traj.x, cp.x)
+        xs = ", ".join(f"{v:.4g}" for v in shown.tolist()[:6]) + (
+            ", …" if shown.numel() > 6 else ""
+        )
         table.add_row("nearest critical point", f"{cp.kind} at ({xs}), f = {cp.value:.6g}")
         table.add_row(
             "distance to it", f"{dist:.3g}  (of the {len(problem.critical_points)} listed)"

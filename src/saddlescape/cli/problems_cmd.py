@@ -13,7 +13,7 @@ from ..errors import ConfigError
 from ..problems import KINDS, Problem, get, names, parameters
 from ..problems.registry import dimension_parameter
 from ..runner.config import parse_sets
-from ._app import app, console, format_vector
+from ._app import app, console, format_vector, refuse_out_of_memory
 
 #: Dense Hessians (for the eigenvalue range of each critical point) up to this dimension.
 DENSE_HESSIAN_MAX_DIM = 200
@@ -35,16 +35,11 @@ def problems_command(
             raise ConfigError("--dim and --set need a problem name: saddlescape problems NAME")
         console.print(zoo_table())
         return
-    try:
+    with refuse_out_of_memory(
+        f"problem {name!r} with these parameters", "reduce --dim or --set sizes"
+    ):
         problem = build_problem(name, dim=dim, sets=set_ or ())
         summary = _summary(problem)  # lists the critical points
-    except (MemoryError, RuntimeError) as exc:  # e.g. torch's "can't allocate memory"
-        if not isinstance(exc, MemoryError) and "allocate" not in str(exc):
-            raise
-        raise ConfigError(
-            f"problem {name!r} is too large to build or list with these parameters "
-            f"(out of memory): reduce --dim or --set sizes"
-        ) from None
     console.print(summary)
     if problem.critical_points:
         console.print(critical_point_table(problem))

@@ -7,11 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import typer
-from rich import box
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ConfigError
-from ._app import app, console
+from ._app import Column, app, console, err_console, fitted_tables, output_folder, print_tables
 
 _EXECUTORS = ("sequential", "process", "ray")
 
@@ -37,9 +37,12 @@ def run_command(
         None, "--workers", help="Parallel runs (process/ray; default: all CPUs)."
     ),
     address: str | None = typer.Option(
-        None, "--address", help="Ray cluster address (default: start a local one)."
+        None,
+        "--address",
+        help="With --executor ray: the cluster to use ('auto', 'host:6379', "
+        "'ray://host:10001'); default: start a local one on 127.0.0.1.",
     ),
-    out: Path = typer.Option(Path("results"), "--out", help="Results folder."),
+    out: str = typer.Option("results", "--out", help="Results folder."),
     module: list[str] | None = typer.Option(
         None, "--module", help="Import this module first, to register your experiments."
     ),
@@ -53,9 +56,12 @@ def run_command(
     Exit status 1 when a run failed (its error is stored; `saddlescape runs --status failed`).
     """
     from ..runner import run_sweep, sweep_args
+    from ..runner.executors import check_address
 
     if executor not in _EXECUTORS:
         raise ConfigError(f"--executor must be one of {', '.join(_EXECUTORS)}, got {executor!r}")
+    check_address(executor, address)
+    folder = output_folder(out)
     args = sweep_args(
         experiment,
         sets=set_ or (),
@@ -70,7 +76,7 @@ def run_command(
         overrides=args.overrides,
         grid=args.grid,
         quick=args.quick,
-        store=out,
+        store=folder,
         executor=executor,
         workers=workers,
         address=address,
@@ -92,22 +98,26 @@ def run_command(
     console.print(f"results: {Path(summary.directory) / 'runs.sqlite'}", soft_wrap=True)
     for key, error in summary.failures:
         first_line = error.splitlines()[0] if error else ""
-        console.print(f"[red]failed[/] {key}: {first_line}", soft_wrap=True, highlight=False)
+        line = f"[red]failed[/] {key}: {escape(first_line)}"
+        console.print(line, soft_wrap=True, highlight=False)
     return 1 if summary.failed else 0
 
 
 def _format(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}" if math.isfinite(value) else str(value)
-    if isinstance(value, list | dict):
-        text = str(value)
-        return text if len(text) <= 24 else text[:21] + "..."
     return str(value)
+
+
+def warn(lines: list[str]) -> None:
+    """Print each line as a one-line warning on stderr."""
+    for line in lines:
+        err_console.print(f"[yellow]warning:[/] {escape(line)}", highlight=False, soft_wrap=True)
 
 
 @app.command("runs")
 def runs_command(
-    out: Path = typer.Option(Path("results"), "--out", help="Results folder."),
+    out: str = typer.Option("results", "--out", help="Results folder."),
     experiment: str | None = typer.Option(None, "--experiment", help="Only this experiment."),
     status: str | None = typer.Option(None, "--status", help="Only ok or failed runs."),
     where: list[str] | None = typer.Option(
@@ -115,13 +125,20 @@ def runs_command(
     ),
     metrics: int = typer.Option(4, "--metrics", help="How many metric columns to show."),
 ) -> None:
-    """List the runs stored in --out: key, varying config values, seed, status, metrics."""
+    """List the runs stored in --out: key, varying config values, seed, status, metrics.
+
+    Every value is shown whole: columns that do not fit the terminal side by side continue
+    in a second table (each starts with the run key), and errors are listed below.
+    """
+    from ..report import store_notes
     from ..runner import Store
     from ..runner.config import parse_sets
 
+    folder = output_folder(out)
     filters = parse_sets(where or (), option="--where")
-    with Store(out, create=False) as store:
+    with Store(folder, readonly=True) as store:
         rows = store.rows(experiment, status, **filters)
+        warn(store_notes(store))
     if not rows:
         console.print(f"no runs in {out}" + (" match" if experiment or status or filters else ""))
         return
@@ -130,38 +147,32 @@ def runs_command(
     metric_keys = list(dict.fromkeys(k for r in rows for k in r["metrics"]))[: max(metrics, 0)]
     experiments = {r["experiment"] for r in rows}
 
-    # One line per run: cells never wrap; the key is shortened to its first 8 characters
-    # (like a short git hash; load_runs has the full keys) and a narrow terminal ellipsizes
-    # the widest cells.
-    table = Table(
-        title=f"{len(rows)} runs in {out}",
-        title_justify="left",
-        box=box.SIMPLE_HEAD,
-        show_edge=False,
-    )
-    table.add_column("key", style="dim", no_wrap=True, min_width=8, max_width=8)
+    # One line per run, every cell whole: the key is shortened to its first 8 characters
+    # (like a short git hash; load_runs has the full keys); columns that do not fit continue
+    # in another table that starts with the key again; errors follow the tables.
+    columns = [Column("key", style="dim")]
     if len(experiments) > 1:
-        table.add_column("experiment", no_wrap=True)
-    for key in varying:
-        table.add_column(key, justify="right", no_wrap=True)
-    table.add_column("seed", justify="right", no_wrap=True)
-    table.add_column("status", no_wrap=True, min_width=6)
-    for key in metric_keys:
-        table.add_column(key, justify="right", no_wrap=True)
-    table.add_column("seconds", justify="right", no_wrap=True)
-    any_failed = any(r["status"] != "ok" for r in rows)
-    if any_failed:
-        table.add_column("error", overflow="ellipsis", no_wrap=True, max_width=48)
+        columns.append(Column("experiment"))
+    columns += [Column(k, justify="right") for k in varying]
+    columns += [Column("seed", justify="right"), Column("status")]
+    columns += [Column(k, justify="right") for k in metric_keys]
+    columns.append(Column("seconds", justify="right"))
+    cells = []
     for r in rows:
-        cells = [r["key"][:8]]
+        row = [r["key"][:8]]
         if len(experiments) > 1:
-            cells.append(r["experiment"])
-        cells += [_format(r["config"].get(k, "")) for k in varying]
-        cells.append(_format(r["config"].get("seed", "")))
-        cells.append("[green]ok[/]" if r["status"] == "ok" else "[red]failed[/]")
-        cells += [_format(r["metrics"].get(k, "")) for k in metric_keys]
-        cells.append(f"{r['seconds']:.2f}")
-        if any_failed:
-            cells.append((r["error"] or "").splitlines()[0] if r["error"] else "")
-        table.add_row(*cells)
-    console.print(table)
+            row.append(escape(r["experiment"]))
+        row += [escape(_format(r["config"].get(k, ""))) for k in varying]
+        row.append(escape(_format(r["config"].get("seed", ""))))
+        row.append("[green]ok[/]" if r["status"] == "ok" else "[red]failed[/]")
+        row += [escape(_format(r["metrics"].get(k, ""))) for k in metric_keys]
+        row.append(f"{r['seconds']:.2f}")
+        cells.append(row)
+    title = escape(f"{len(rows)} runs in {out}")
+    print_tables(title, fitted_tables(columns, cells))
+    failed = [r for r in rows if r["status"] != "ok"]
+    if failed:
+        console.print("\nerrors:")
+    for r in failed:
+        first = (r["error"] or "").splitlines()[0] if r["error"] else "(no message)"
+        console.print(f"  [dim]{r['key'][:8]}[/] {escape(first)}", highlight=False)

@@ -11,15 +11,22 @@ from __future__ import annotations
 
 import abc
 import dataclasses
+import math
+import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import numpy as np
 
-from ..errors import ConfigError
+from ..errors import INT64_MAX, INT64_MIN, ConfigError
 
 Scalar = int | float | str | bool
+
+#: An integer as text: digits only (no ``1_000``, no float notation that would round).
+_INTEGER = re.compile(r"[+-]?\d+")
+#: Integers above this are not exact as floats: ``1e30`` or ``2.5e17`` are refused.
+_EXACT_FLOAT_INT = 2**53
 
 
 @dataclass(frozen=True)
@@ -112,15 +119,21 @@ def coerce(value: Any, to: Any, key: str, where: str) -> Scalar:
             return False
         raise ConfigError(f"{where}: {key} must be true or false, got {value!r}")
     if typ is int:
-        if isinstance(value, bool):
+        number = _as_int(value)
+        if number is None:
             raise ConfigError(f"{where}: {key} must be an integer, got {value!r}")
-        try:
-            f = float(value)
-            if f != int(f):
-                raise ValueError
-            return int(f)
-        except (TypeError, ValueError, OverflowError):
-            raise ConfigError(f"{where}: {key} must be an integer, got {value!r}") from None
+        if isinstance(number, float):  # integral but inexact in float notation
+            if abs(number) <= INT64_MAX:
+                raise ConfigError(
+                    f"{where}: {key} = {value!r} is not exact in float notation; write its digits"
+                )
+            number = INT64_MAX + 1  # out of range: the message below
+        if not INT64_MIN <= number <= INT64_MAX:
+            raise ConfigError(
+                f"{where}: {key} must lie in [-2**63, 2**63 - 1] (the results store keeps "
+                f"64-bit integers), got {value!r}"
+            )
+        return number
     if typ is float:
         try:
             if isinstance(value, bool):
@@ -133,6 +146,30 @@ def coerce(value: Any, to: Any, key: str, where: str) -> Scalar:
     return value
 
 
+def _as_int(value: Any) -> int | float | None:
+    """``value`` as an exact int, or None: integer text is parsed as an integer (never
+    through a float, which rounds above 2**53); a float, or float text such as ``1e3``,
+    only when it is integral and exact (an integral float above 2**53 is returned as is,
+    for the caller to refuse)."""
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if _INTEGER.fullmatch(text):
+            return int(text)
+        if "_" in text:
+            return None
+        try:
+            value = float(text)
+        except ValueError:
+            return None
+    if isinstance(value, float) and math.isfinite(value) and value == int(value):
+        return int(value) if abs(value) <= _EXACT_FLOAT_INT else value
+    return None
+
+
 def make_config(config_cls: type, values: Mapping[str, Any], where: str) -> Any:
     """Build ``config_cls(**values)`` with keys checked and values coerced to field types.
     Calls the config's ``validate()`` method when it has one."""
@@ -143,6 +180,9 @@ def make_config(config_cls: type, values: Mapping[str, Any], where: str) -> Any:
             raise ConfigError(f"{where}: unknown config key {key!r} (keys: {', '.join(fields)})")
         kwargs[key] = coerce(value, fields[key].type, key, where)
     config = config_cls(**kwargs)
+    seed = getattr(config, "seed", 0)
+    if isinstance(seed, int) and not isinstance(seed, bool) and seed < 0:
+        raise ConfigError(f"{where}: seed must be >= 0, got {seed}")
     validate = getattr(config, "validate", None)
     if validate is not None:
         try:

@@ -58,7 +58,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..errors import ConfigError, check_int, check_positive
+from ..errors import ConfigError, check_count, check_int, check_positive
 from ._common import mlp_widths
 from .base import Analysis, Experiment, RunOutput, RunRecord, Verdict
 from .registry import register
@@ -108,13 +108,15 @@ class CertifyNetworkConfig:
             raise ConfigError(f"loss must be 'cross-entropy' or 'mse', got {self.loss!r}")
         _widths(self.hidden)
         check_positive("lr", self.lr)
-        check_int("steps", self.steps, minimum=1)
+        from ..problems.networks import DIGITS_SIZE
+
+        check_count("steps", self.steps, minimum=1, maximum=10**7)
         check_int("batch_size", self.batch_size, minimum=1)
         check_positive("radius", self.radius)
         check_positive("grad_threshold", self.grad_threshold)
-        check_int("interval", self.interval, minimum=1)
+        check_count("interval", self.interval, minimum=1, maximum=10**8)
         check_positive("noise", self.noise)
-        check_int("n_samples", self.n_samples, minimum=0)
+        check_count("n_samples", self.n_samples, minimum=0, maximum=DIGITS_SIZE)
         check_positive("eps", self.eps)
         check_positive("tau", self.tau, allow_zero=True)
         check_positive("rho_radius", self.rho_radius)

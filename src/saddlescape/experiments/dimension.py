@@ -24,7 +24,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError, check_int, check_positive
+from ..errors import ConfigError, check_count, check_positive
 from ._fits import linear_fit, loglog_slope
 from .base import Analysis, Experiment, RunOutput, RunRecord, Verdict
 from .registry import register
@@ -63,12 +63,12 @@ class DimensionConfig:
     def validate(self) -> None:
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        check_int("dim", self.dim, minimum=2)
+        check_count("dim", self.dim, minimum=2, maximum=10**7)  # 80 MB per float64 vector
         check_positive("lr", self.lr)
         check_positive("radius", self.radius)
         check_positive("grad_threshold", self.grad_threshold)
-        check_int("interval", self.interval, minimum=1)
-        check_int("max_iter", self.max_iter, minimum=1)
+        check_count("interval", self.interval, minimum=1, maximum=10**8)
+        check_count("max_iter", self.max_iter, minimum=1, maximum=10**8)
         if not -2 / 3 < self.target < 0:
             raise ConfigError(f"target must lie in (f* = −2/3, 0), got {self.target}")
 

@@ -73,7 +73,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..errors import ConfigError, DivergenceError, check_int, check_positive
+from ..errors import ConfigError, DivergenceError, check_count, check_int, check_positive
 from ._common import mlp_widths
 from .base import Analysis, Experiment, RunOutput, RunRecord, Verdict
 from .registry import register
@@ -132,10 +132,18 @@ class EdgeOfStabilityConfig:
 
     def validate(self) -> None:
         check_positive("lr", self.lr)
-        check_int("steps", self.steps, minimum=1)
+        from ..problems.networks import ACTIVATIONS, DIGITS_SIZE, LOSSES
+
+        check_count("steps", self.steps, minimum=1, maximum=10**7)
         check_int("every", self.every, minimum=1)
-        check_int("n_samples", self.n_samples, minimum=0)
+        check_count("n_samples", self.n_samples, minimum=0, maximum=DIGITS_SIZE)
         check_int("seed", self.seed, minimum=0)
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(
+                f"activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}"
+            )
+        if self.loss not in LOSSES:
+            raise ConfigError(f"loss must be one of {', '.join(LOSSES)}, got {self.loss!r}")
         check_positive("lanczos_tol", self.lanczos_tol)
         if self.dtype not in ("float32", "float64"):
             raise ConfigError(f"dtype must be 'float32' or 'float64', got {self.dtype!r}")

@@ -38,7 +38,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError, check_int, check_positive
+from ..errors import ConfigError, check_count, check_positive
+from ._common import check_problem
 from ._fits import loglog_slope
 from .base import Analysis, Experiment, RunOutput, RunRecord, Verdict
 from .registry import register
@@ -75,12 +76,20 @@ class GDRateConfig:
                 f"beta_factor must be >= 1 (β below the smoothness ℓ voids the descent "
                 f"lemma), got {self.beta_factor}"
             )
-        check_int("n_init", self.n_init, minimum=1)
-        check_int("n_eps", self.n_eps, minimum=1)
-        check_int("max_iter", self.max_iter, minimum=1)
+        check_problem(self.problem, "gd-rate", _needs)
+        check_count("n_init", self.n_init, minimum=1, maximum=1_000_000)
+        check_count("n_eps", self.n_eps, minimum=1, maximum=1000)
+        check_count("max_iter", self.max_iter, minimum=1, maximum=10**9)
         check_positive("eps_min", self.eps_min)
         if check_positive("eps_max", self.eps_max) < self.eps_min:
             raise ConfigError(f"eps_max ({self.eps_max}) must be >= eps_min ({self.eps_min})")
+
+
+def _needs(problem: Any) -> str | None:
+    f_min = problem.f_min
+    if problem.smoothness is None or f_min is None or not math.isfinite(f_min):
+        return "it needs a known smoothness and a finite f_min"
+    return None
 
 
 @register

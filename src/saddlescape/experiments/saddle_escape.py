@@ -69,7 +69,7 @@ from typing import Any, ClassVar
 import numpy as np
 import torch
 
-from ..errors import ConfigError, check_int, check_positive
+from ..errors import ConfigError, check_count, check_int, check_positive
 from ._fits import linear_fit, loglog_slope
 from .base import Analysis, Experiment, RunOutput, RunRecord, Verdict
 from .registry import register
@@ -112,15 +112,15 @@ class SaddleEscapeConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        check_int("dim", self.dim, minimum=1)
+        check_count("dim", self.dim, minimum=1, maximum=1000)
         if self.optimizer not in OPTIMIZERS:
             raise ConfigError(f"optimizer must be one of {OPTIMIZERS}, got {self.optimizer!r}")
-        check_int("n_inits", self.n_inits, minimum=1)
-        check_int("max_iter", self.max_iter, minimum=1)
+        check_count("n_inits", self.n_inits, minimum=1, maximum=100_000)
+        check_count("max_iter", self.max_iter, minimum=1, maximum=10**8)
         check_positive("tol", self.tol)
         check_positive("radius", self.radius)
         check_positive("grad_threshold", self.grad_threshold)
-        check_int("interval", self.interval, minimum=1)
+        check_count("interval", self.interval, minimum=1, maximum=10**8)
         check_positive("noise", self.noise)
         check_positive("cubic_M", self.cubic_M, allow_zero=True)
         check_int("seed", self.seed, minimum=0)

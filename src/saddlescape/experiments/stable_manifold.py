@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError, check_int, check_positive
+from ..errors import ConfigError, check_count, check_positive
+from ._common import check_problem
 from .base import Analysis, Experiment, RunOutput, RunRecord, Verdict
 from .registry import register
 
@@ -57,12 +58,13 @@ class StableManifoldConfig:
     seed: int = 0
 
     def validate(self) -> None:
-        check_int("n_init", self.n_init, minimum=1)
-        check_int("grid_size", self.grid_size, minimum=0)
-        check_int("manifold_starts", self.manifold_starts, minimum=0)
-        check_int("steps", self.steps, minimum=1)
-        check_int("pgd_interval", self.pgd_interval, minimum=1)
-        check_int("pgd_steps", self.pgd_steps, minimum=1)
+        check_problem(self.problem, "stable-manifold", _needs)
+        check_count("n_init", self.n_init, minimum=1, maximum=10**7)
+        check_count("grid_size", self.grid_size, minimum=0, maximum=3000)  # grid_size² starts
+        check_count("manifold_starts", self.manifold_starts, minimum=0, maximum=100_000)
+        check_count("steps", self.steps, minimum=1, maximum=10**8)
+        check_count("pgd_interval", self.pgd_interval, minimum=1, maximum=10**8)
+        check_count("pgd_steps", self.pgd_steps, minimum=1, maximum=10**8)
         if not 0 < check_positive("step_fraction", self.step_fraction) < 1:
             raise ConfigError(
                 f"step_fraction must be in (0, 1) (Lee et al. need η < 1/ℓ), "
@@ -71,6 +73,12 @@ class StableManifoldConfig:
         check_positive("tol", self.tol)
         check_positive("pgd_radius", self.pgd_radius)
         check_positive("pgd_grad_threshold", self.pgd_grad_threshold)
+
+
+def _needs(problem: Any) -> str | None:
+    if problem.dim != 2 or problem.smoothness is None or not problem.critical_points:
+        return "it needs a 2-D problem with known smoothness and critical points"
+    return None
 
 
 @register

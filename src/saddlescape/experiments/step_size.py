@@ -25,7 +25,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from ..errors import ConfigError, check_int, check_positive
+from ..errors import ConfigError, check_count, check_positive
+from ._common import check_problem
 from .base import Analysis, Experiment, RunOutput, RunRecord, Verdict
 from .registry import register
 
@@ -59,9 +60,20 @@ class StepSizeConfig:
         check_positive("lr_factor", self.lr_factor)
         check_positive("curvature", self.curvature)
         check_positive("radius", self.radius)
-        check_int("dim", self.dim, minimum=1)
-        check_int("n_init", self.n_init, minimum=1)
-        check_int("steps", self.steps, minimum=1)
+        if self.problem != QUADRATIC:
+            check_problem(self.problem, "step-size", _needs)
+        # the run takes the dense Hessian's eigenvalues at the minimum: O(dim³)
+        check_count("dim", self.dim, minimum=1, maximum=2000)
+        check_count("n_init", self.n_init, minimum=1, maximum=100_000)
+        check_count("steps", self.steps, minimum=1, maximum=10**8)
+
+
+def _needs(problem: Any) -> str | None:
+    if not any(c.kind == "minimum" for c in problem.critical_points):
+        return "it lists no minimum"
+    if problem.dim > 2000:
+        return f"its dimension {problem.dim} is too large for a dense Hessian"
+    return None
 
 
 @register

@@ -2,6 +2,20 @@
 writes a self-contained ``index.html`` with its figures (see :mod:`.html`); the shared plot
 style is in :mod:`saddlescape.plotting`."""
 
-from .html import ExperimentSection, build_sections, render_html, write_report
+from .html import (
+    ExperimentSection,
+    build_sections,
+    open_store,
+    render_html,
+    store_notes,
+    write_report,
+)
 
-__all__ = ["ExperimentSection", "build_sections", "render_html", "write_report"]
+__all__ = [
+    "ExperimentSection",
+    "build_sections",
+    "open_store",
+    "render_html",
+    "store_notes",
+    "write_report",
+]

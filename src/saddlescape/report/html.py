@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from .. import plotting as plots
+from ..errors import OutputError
 from ..experiments import RunRecord, Verdict
 from ..experiments import get as get_experiment
 from ..experiments import names as experiment_names
@@ -74,7 +75,15 @@ def open_store(store_or_dir: Any) -> Any:
     path = Path(store_or_dir)
     if path.name == STORE_FILENAME and path.is_file():
         path = path.parent
-    return Store(path, create=False)
+    return Store(path, readonly=True)
+
+
+def store_notes(store: Any) -> list[str]:
+    """What a reader of ``store`` should be told: stored rows it skipped (undecodable) and
+    unreadable sweep records, one line each."""
+    from ..runner.store import describe_skipped
+
+    return [*getattr(store, "notes", []), *describe_skipped(getattr(store, "skipped", {}))]
 
 
 def build_sections(
@@ -89,8 +98,12 @@ def build_sections(
     with the traceback, so one broken experiment does not hide the others.
     """
     store = open_store(store_or_dir)
-    names = list(experiment_names()) if experiments is None else list(experiments)
-    return [_section(store, name, all_runs) for name in names]
+    try:
+        names = list(experiment_names()) if experiments is None else list(experiments)
+        return [_section(store, name, all_runs) for name in names]
+    finally:
+        if store is not store_or_dir:
+            store.close()
 
 
 def _section(store: Any, name: str, all_runs: bool = False) -> ExperimentSection:
@@ -150,21 +163,42 @@ def write_report(
     no stored runs are listed as "not run"). Each experiment is judged on its latest sweep;
     ``all_runs=True`` pools every stored run. Returns the path of ``index.html``.
     """
-    sections = build_sections(store_or_dir, experiments, all_runs=all_runs)
-    return render_html(sections, out_dir)
+    store = open_store(store_or_dir)
+    try:
+        sections = build_sections(store, experiments, all_runs=all_runs)
+        notes = store_notes(store)
+    finally:
+        if store is not store_or_dir:
+            store.close()
+    return render_html(sections, out_dir, notes)
 
 
-def render_html(sections: Sequence[ExperimentSection], out_dir: str | Path) -> Path:
-    """Write the report page for already-built ``sections``; returns ``index.html``."""
+def render_html(
+    sections: Sequence[ExperimentSection], out_dir: str | Path, notes: Sequence[str] = ()
+) -> Path:
+    """Write the report page for already-built ``sections``; returns ``index.html``.
+    ``notes`` (e.g. :func:`store_notes`) are listed under the summary.
+
+    All files (the PNGs, then ``index.html``) are written to temporary files first and
+    moved into place only when every one was written whole: a crash, SIGKILL or full disk
+    leaves the previous report as it was. A folder that cannot be written raises
+    :class:`~saddlescape.errors.OutputError` naming it and the cause.
+    """
+    from ..fileio import StagedWrites
+
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
-    body = [_header(sections), _summary(sections)]
-    for s in sections:
-        body.append(_experiment_html(s, out))
-    body.append(_environment())
-    page = _PAGE.format(css=_CSS, body="\n".join(body), date=_now())
-    path = out / "index.html"
-    path.write_text(page, encoding="utf-8")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise OutputError.from_os_error(exc, out, doing="create the report folder") from None
+    with StagedWrites(doing="write the report file") as files:
+        body = [_header(sections), _summary(sections), _notes(notes)]
+        for s in sections:
+            body.append(_experiment_html(s, files, out))
+        body.append(_environment())
+        page = _PAGE.format(css=_CSS, body="\n".join(body), date=_now())
+        path = out / "index.html"
+        files.stage(path, page.encode("utf-8"))
     return path
 
 
@@ -249,6 +283,13 @@ def _summary(sections: Sequence[ExperimentSection]) -> str:
     )
 
 
+def _notes(notes: Sequence[str]) -> str:
+    if not notes:
+        return ""
+    items = "".join(f"<li>{_esc(n)}</li>" for n in notes)
+    return f'<section class="card"><h2>Notes on the store</h2><ul>{items}</ul></section>'
+
+
 def table_html(rows: Sequence[Mapping[str, Any]], max_rows: int = 200) -> str:
     """An HTML table of ``rows`` (dicts; columns = union of keys in first-seen order)."""
     if not rows:
@@ -276,7 +317,7 @@ def table_html(rows: Sequence[Mapping[str, Any]], max_rows: int = 200) -> str:
     )
 
 
-def _experiment_html(s: ExperimentSection, out: Path) -> str:
+def _experiment_html(s: ExperimentSection, files: Any, out: Path) -> str:
     parts = [
         f'<section class="card" id="{_slug(s.name)}">',
         f"<h2>{_esc(s.name)} {_badge(s)}</h2>",
@@ -304,7 +345,7 @@ def _experiment_html(s: ExperimentSection, out: Path) -> str:
         )
     for fig_name, png in s.figures.items():
         file = f"{_slug(s.name)}-{_slug(fig_name)}.png"
-        (out / file).write_bytes(png)
+        files.stage(out / file, png)
         uri = "data:image/png;base64," + base64.b64encode(png).decode("ascii")
         parts.append(
             f'<figure><img src="{uri}" alt="{_esc(s.name)}: {_esc(fig_name)}">'

@@ -21,13 +21,19 @@ Command-line ``--set``/``--grid`` values override the file's per key.
 from __future__ import annotations
 
 import importlib
+import re
 import tomllib
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, check_int
+from ..errors import ConfigError, check_count
+
+#: The most runs one sweep may plan (its grid is expanded and validated in memory).
+MAX_RUNS = 100_000
+#: A module name as ``import`` takes it: dotted identifiers, nothing relative or empty.
+_MODULE = re.compile(r"[A-Za-z_]\w*(\.[A-Za-z_]\w*)*")
 
 __all__ = ["SweepArgs", "load_sweep_file", "parse_grid", "parse_sets", "sweep_args"]
 
@@ -122,7 +128,9 @@ def load_sweep_file(path: str | Path) -> SweepArgs:
         seeds = data["seeds"]
         if isinstance(seeds, bool) or not isinstance(seeds, int):
             raise ConfigError(f"{path}: seeds must be an integer, got {seeds!r}")
-        grid["seed"] = list(range(check_int(f"{path}: seeds", seeds, minimum=1)))
+        grid["seed"] = list(
+            range(check_count(f"{path}: seeds", seeds, minimum=1, maximum=MAX_RUNS))
+        )
     return SweepArgs(
         experiment=experiment,
         overrides=overrides,
@@ -134,12 +142,21 @@ def load_sweep_file(path: str | Path) -> SweepArgs:
 
 
 def import_modules(modules: Sequence[str]) -> None:
-    """Import the modules that register user experiments."""
+    """Import the modules that register user experiments (dotted module names only: a
+    path such as ``../etc`` or an empty name is refused by name)."""
     for name in modules:
+        if not isinstance(name, str) or not _MODULE.fullmatch(name):
+            raise ConfigError(
+                f"--module must be a dotted module name such as my_experiments, got {name!r}"
+            )
         try:
             importlib.import_module(name)
         except ImportError as exc:
             raise ConfigError(f"--module: cannot import {name!r}: {exc}") from None
+        except Exception as exc:  # the module itself is broken: say so in one line
+            raise ConfigError(
+                f"--module: importing {name!r} raised {type(exc).__name__}: {exc}"
+            ) from exc
 
 
 def sweep_args(
@@ -171,7 +188,7 @@ def sweep_args(
     if seeds is not None:
         if "seed" in cli_grid:
             raise ConfigError("give --seeds or --grid seed=..., not both")
-        cli_grid["seed"] = list(range(check_int("--seeds", seeds, minimum=1)))
+        cli_grid["seed"] = list(range(check_count("--seeds", seeds, minimum=1, maximum=MAX_RUNS)))
     both = set(cli_sets) & set(cli_grid)
     if both:
         raise ConfigError(f"key {sorted(both)[0]!r} is given by both --set and --grid")

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from typing import Any, Protocol, Self, runtime_checkable
 
-from ..errors import ConfigError, UnknownNameError, check_int
+from ..errors import ConfigError, UnknownNameError, check_count
 
 __all__ = [
     "EXECUTORS",
@@ -42,6 +42,14 @@ __all__ = [
 ]
 
 EXECUTORS = ("sequential", "process", "ray")
+#: Most Ray tasks in flight at once (a cluster's CPUs; more only queue in memory).
+MAX_RAY_WORKERS = 10_000
+
+
+def max_process_workers() -> int:
+    """Most worker processes of a process pool: 4 per CPU (each holds a torch runtime;
+    runs are CPU-bound, so more only compete for memory)."""
+    return max(8, 4 * (os.cpu_count() or 1))
 
 
 @runtime_checkable
@@ -141,7 +149,9 @@ class ProcessExecutor(_Map):
     """A pool of ``workers`` processes (``forkserver`` start method, else ``spawn``)."""
 
     def __init__(self, workers: int | None = None, start_method: str | None = None):
-        self.workers = check_int("workers", _default_workers(workers), minimum=1)
+        self.workers = check_count(
+            "workers", _default_workers(workers), minimum=1, maximum=max_process_workers()
+        )
         method = start_method or _start_method()
         if method == "fork":
             raise ConfigError("start_method 'fork' can deadlock torch; use forkserver or spawn")
@@ -171,7 +181,7 @@ class RayExecutor(_Map):
 
     def __init__(self, workers: int | None = None, address: str | None = None):
         if workers is not None:
-            workers = check_int("workers", workers, minimum=1)
+            workers = check_count("workers", workers, minimum=1, maximum=MAX_RAY_WORKERS)
         try:
             import ray
         except ImportError:
@@ -231,16 +241,24 @@ def _check_reachable(address: str, timeout: float = 5.0) -> None:
         ) from None
 
 
+def check_address(name: str, address: str | None) -> None:
+    """Refuse a cluster ``address`` for an executor other than ``ray`` (it would be
+    silently ignored)."""
+    if address is not None and name != "ray":
+        raise ConfigError(
+            f"--address {address!r}: only the ray executor connects to a cluster, not {name!r}"
+        )
+
+
 def make_executor(
     name: str = "sequential", *, workers: int | None = None, address: str | None = None
 ) -> SequentialExecutor | ProcessExecutor | RayExecutor:
     """The executor called ``name`` (``sequential``, ``process`` or ``ray``)."""
+    check_address(name, address)
     if name == "sequential":
         if workers not in (None, 1):
             raise ConfigError(f"workers: the sequential executor runs one at a time, got {workers}")
         return SequentialExecutor()
-    if address is not None and name != "ray":
-        raise ConfigError(f"address: only the ray executor connects to a cluster, not {name!r}")
     if name == "process":
         return ProcessExecutor(workers)
     if name == "ray":

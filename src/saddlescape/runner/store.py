@@ -18,12 +18,20 @@ Only the sweep's parent process writes (workers return results); every finished 
 committed at once in its own transaction. The database runs in WAL mode, so readers (the
 ``runs`` command, :func:`load_runs`) can look while a sweep writes. An ``ok`` row is never
 overwritten; a ``failed`` row is replaced when its run is retried.
+
+Readers open the database read-only (``Store(dir, readonly=True)``: an SQLite ``mode=ro``
+URI), so a results folder on a read-only mount, a folder without write permission or a
+full disk can still be listed and reported; where SQLite cannot even create its
+shared-memory index there, the file is opened ``immutable``. A stored row that does not
+decode (a config that is not a JSON object, metrics ``null``, text in ``seconds``) is
+skipped and named in :attr:`Store.skipped`, never a traceback.
 """
 
 from __future__ import annotations
 
 import io
 import json
+import math
 import sqlite3
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -32,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError, OutputError, StoreError
 from ..experiments.base import RunRecord
 from .worker import RunResult
 
@@ -118,7 +126,9 @@ class Store:
     ``Store(dir)`` opens ``dir/runs.sqlite``, creating folder and database when
     ``create=True`` (the default); ``create=False`` raises :class:`StoreError` when there is
     no database. A file that is not a saddlescape database raises :class:`StoreError` and is
-    left untouched.
+    left untouched. ``readonly=True`` (implies ``create=False``) opens it for reading only,
+    which also works in a read-only or full folder; :attr:`skipped` names the stored rows
+    that could not be decoded and :attr:`notes` anything else a reader should be told.
 
     >>> import tempfile
     >>> with Store(tempfile.mkdtemp()) as store:
@@ -126,37 +136,83 @@ class Store:
     0
     """
 
-    def __init__(self, directory: str | Path, *, create: bool = True):
+    def __init__(self, directory: str | Path, *, create: bool = True, readonly: bool = False):
         self.directory = Path(directory)
         self.path = self.directory / DB_NAME
-        if not self.path.exists():
-            if not create:
+        self.readonly = readonly
+        #: ``{run key: why}`` of stored rows that :meth:`rows` skipped (undecodable).
+        self.skipped: dict[str, str] = {}
+        #: Other things a reader should be told (e.g. unreadable sweep records).
+        self.notes: list[str] = []
+        try:
+            exists = self.path.exists()
+        except OSError as exc:  # a name too long, a path through a file
+            raise OutputError.from_os_error(exc, self.directory, doing="open") from None
+        if not exists:
+            if not create or readonly:
                 raise StoreError(f"no results in {self.directory} (no {DB_NAME} there)")
             if self.directory.exists() and not self.directory.is_dir():
                 raise StoreError(f"{self.directory} exists and is not a folder")
-            self.directory.mkdir(parents=True, exist_ok=True)
+            try:
+                self.directory.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise OutputError.from_os_error(
+                    exc, self.directory, doing="create the results folder"
+                ) from None
         elif not self.path.is_file():
             raise StoreError(f"{self.path} exists and is not a file")
-        try:
-            self._conn = sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
-        except sqlite3.Error as exc:
-            raise StoreError(f"cannot open {self.path}: {exc}") from None
+        self._conn = self._connect()
         try:
             self._check_or_init()
         except BaseException:
             self._conn.close()
             raise
 
+    def _connect(self, immutable: bool = False) -> sqlite3.Connection:
+        try:
+            if not self.readonly:
+                return sqlite3.connect(self.path, timeout=30.0, isolation_level=None)
+            uri = self.path.resolve().as_uri() + ("?immutable=1" if immutable else "?mode=ro")
+            return sqlite3.connect(uri, uri=True, timeout=30.0, isolation_level=None)
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open {self.path}: {exc}") from None
+
+    def _reopen_immutable(self) -> None:
+        """A read-only open of a WAL database needs its ``-shm`` index, which SQLite cannot
+        create in a read-only or full folder: read the file as immutable instead (nothing
+        else can be writing there). Writes still in a ``-wal`` file are then not seen."""
+        self._conn.close()
+        self._conn = self._connect(immutable=True)
+        wal = self.path.with_name(DB_NAME + "-wal")
+        try:
+            pending = wal.stat().st_size
+        except OSError:
+            pending = 0
+        if pending:
+            self.notes.append(
+                f"{wal} holds {pending:,} bytes of writes that cannot be read from this "
+                "folder (it is read-only or full); copy the folder somewhere writable to see them"
+            )
+
     # ----------------------------------------------------------------- opening
     def _check_or_init(self) -> None:
-        conn = self._conn
         try:
-            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master")}
+            tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+        except sqlite3.OperationalError as exc:
+            if not self.readonly:
+                raise StoreError(_unreadable(self.path, exc)) from None
+            self._reopen_immutable()
+            try:
+                tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
+            except sqlite3.DatabaseError as exc2:
+                raise StoreError(_unreadable(self.path, exc2)) from None
         except sqlite3.DatabaseError as exc:
+            raise StoreError(_unreadable(self.path, exc)) from None
+        conn = self._conn
+        if self.readonly and not tables:
             raise StoreError(
-                f"{self.path} is not a readable SQLite database ({exc}); "
-                "it was left as is: choose another --out folder"
-            ) from None
+                f"{self.path} is an empty SQLite database, not a saddlescape results store"
+            )
         try:
             if not tables:
                 conn.execute("PRAGMA journal_mode=WAL")
@@ -190,8 +246,10 @@ class Store:
                 f"{self.path} has results schema {meta.get('schema')!r}; this saddlescape "
                 f"reads schema {_SCHEMA!r}"
             )
-        conn.execute("PRAGMA foreign_keys=ON")
         conn.execute("PRAGMA busy_timeout=30000")
+        if self.readonly:
+            return
+        conn.execute("PRAGMA foreign_keys=ON")
         try:
             # WAL needs a writable folder; a read-only copy of results still reads
             conn.execute("PRAGMA journal_mode=WAL")
@@ -246,6 +304,7 @@ class Store:
             git,
         )
         blob = _encode_arrays(result.arrays) if result.status == "ok" else None
+        self._check_writable()
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -266,27 +325,46 @@ class Store:
                     conn.execute("ROLLBACK")
                 raise
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write run {result.key} to {self.path}: {exc}") from None
+            raise StoreError(f"cannot write run {result.key} to {self.path}: {_why(exc)}") from None
         return True
+
+    def _check_writable(self) -> None:
+        if self.readonly:
+            raise StoreError(f"{self.path} was opened read-only")
 
     def record_sweep(self, experiment: str, keys: Iterable[str]) -> None:
         """Remember ``keys`` (in grid order) as the latest sweep of ``experiment``; what the
         report analyzes by default (see :meth:`latest_sweep`). Written before the sweep's
         first run, so a sweep that is interrupted is still the latest one."""
         value = json.dumps(list(keys))
+        self._check_writable()
         try:
             self._conn.execute(
                 "INSERT OR REPLACE INTO meta (name, value) VALUES (?, ?)",
                 (f"sweep:{experiment}", value),
             )
         except sqlite3.Error as exc:
-            raise StoreError(f"cannot write to {self.path}: {exc}") from None
+            raise StoreError(f"cannot write to {self.path}: {_why(exc)}") from None
 
     def latest_sweep(self, experiment: str) -> tuple[str, ...] | None:
         """The run keys of the latest sweep of ``experiment`` planned into this store (None
         when none was recorded, e.g. runs written directly with :meth:`write`)."""
         rows = self._query("SELECT value FROM meta WHERE name = ?", (f"sweep:{experiment}",))
-        return tuple(json.loads(rows[0][0])) if rows else None
+        if not rows:
+            return None
+        try:
+            keys = json.loads(rows[0][0])
+        except (TypeError, json.JSONDecodeError):
+            keys = None
+        if not isinstance(keys, list) or not all(isinstance(k, str) for k in keys):
+            note = (
+                f"{self.path}: the record of the latest sweep of {experiment} is unreadable "
+                f"({str(rows[0][0])[:40]!r}); all its stored runs are used"
+            )
+            if note not in self.notes:
+                self.notes.append(note)
+            return None
+        return tuple(keys)
 
     # ----------------------------------------------------------------- reading
     def statuses(self, experiment: str | None = None) -> dict[str, str]:
@@ -329,12 +407,11 @@ class Store:
         rows = []
         for values in raw:
             row = dict(zip(names, values, strict=True))
-            try:
-                for col in ("config", "metrics", "versions"):
-                    row[col] = json.loads(row[col])
-            except json.JSONDecodeError as exc:
-                raise StoreError(f"{self.path}: run {row['key']} has bad JSON: {exc}") from None
-            rows.append(row)
+            why = _decode_row(row)
+            if why is None:
+                rows.append(row)
+            else:
+                self.skipped[str(row["key"])] = why
         if keys is not None:
             order = {k: i for i, k in enumerate(dict.fromkeys(keys))}
             rows = sorted((r for r in rows if r["key"] in order), key=lambda r: order[r["key"]])
@@ -389,6 +466,48 @@ class Store:
                 entry[f"metrics.{name}" if name in entry else name] = value
             flat.append(entry)
         return pd.DataFrame(flat, columns=None if flat else list(base))
+
+
+def _decode_row(row: dict[str, Any]) -> str | None:
+    """Decode the JSON columns of a stored row in place; None if it is sound, else why
+    not (the row is then skipped by readers)."""
+    for col in ("config", "metrics", "versions"):
+        try:
+            value = json.loads(row[col])
+        except (TypeError, json.JSONDecodeError):
+            return f"{col} is not valid JSON"
+        if not isinstance(value, dict):
+            kind = "null" if value is None else type(value).__name__
+            return f"{col} is {kind}, not an object"
+        row[col] = value
+    if not isinstance(row["key"], str) or not isinstance(row["experiment"], str):
+        return "key or experiment is not text"
+    seconds = row["seconds"]
+    if isinstance(seconds, bool) or not isinstance(seconds, int | float):
+        return f"seconds is {seconds!r}, not a number"
+    row["seconds"] = float(seconds) if math.isfinite(seconds) else 0.0
+    for col in ("error", "traceback", "started", "finished", "git"):
+        if row[col] is not None and not isinstance(row[col], str):
+            row[col] = str(row[col])
+    return None
+
+
+def _unreadable(path: Path, exc: sqlite3.Error) -> str:
+    return (
+        f"{path} is not a readable SQLite database ({exc}); "
+        "it was left as is: choose another --out folder"
+    )
+
+
+def _why(exc: sqlite3.Error) -> str:
+    """SQLite's reason, with what to do for the common ones."""
+    text = str(exc)
+    code = getattr(exc, "sqlite_errorcode", None)
+    if code == sqlite3.SQLITE_FULL or "disk is full" in text:
+        return f"{text}: the disk holding it is full; free space and run again to resume"
+    if code == sqlite3.SQLITE_READONLY or "readonly" in text:
+        return f"{text}: the folder or file is read-only; choose a writable --out folder"
+    return text
 
 
 def _where(experiment: str | None, status: str | None) -> tuple[str, list[Any]]:
@@ -450,5 +569,16 @@ def load_runs(
     >>> df = load_runs("results")  # doctest: +SKIP
     >>> df.groupby("optimizer")["escape_iterations"].median()  # doctest: +SKIP
     """
-    with Store(directory, create=False) as store:
-        return store.to_pandas(experiment, status, **config_filters)
+    with Store(directory, readonly=True) as store:
+        frame = store.to_pandas(experiment, status, **config_filters)
+        if store.skipped or store.notes:
+            import warnings
+
+            for message in store.notes + describe_skipped(store.skipped):
+                warnings.warn(message, RuntimeWarning, stacklevel=2)
+        return frame
+
+
+def describe_skipped(skipped: Mapping[str, str]) -> list[str]:
+    """One line per stored row a reader skipped: ``skipped stored run KEY: WHY``."""
+    return [f"skipped stored run {key}: {why}" for key, why in skipped.items()]

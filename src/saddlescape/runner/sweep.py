@@ -16,6 +16,7 @@ import dataclasses
 import hashlib
 import itertools
 import json
+import math
 import subprocess
 import sys
 import time
@@ -26,7 +27,8 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..experiments import Experiment, get
-from .executors import Executor, SequentialExecutor, make_executor
+from .config import MAX_RUNS
+from .executors import Executor, SequentialExecutor, check_address, make_executor
 from .store import Store
 from .worker import RunResult, RunSpec, execute_run
 
@@ -122,6 +124,13 @@ def plan_sweep(
     for key, values in axes.items():
         if not values:
             raise ConfigError(f"grid axis {key!r} has no values")
+    size = math.prod(len(values) for values in axes.values())
+    if size > MAX_RUNS:
+        shape = " × ".join(f"{len(v)} {k}" for k, v in axes.items())
+        raise ConfigError(
+            f"the sweep has {size:,} runs ({shape}); at most {MAX_RUNS:,} fit one sweep: "
+            "split it into several"
+        )
 
     module, root, file = _module_location(type(exp))
     specs: dict[str, RunSpec] = {}
@@ -253,6 +262,8 @@ def run_sweep(
     ... # doctest: +SKIP
     """
     t0 = time.perf_counter()
+    if isinstance(executor, str):
+        check_address(executor, address)
     specs = plan_sweep(experiment, overrides=overrides, grid=grid, quick=quick)
     name = specs[0].experiment
     owns_store = not isinstance(store, Store)
