@@ -101,7 +101,7 @@ def test_pgd_stop_test_returns_x_tilde():
     _, opt, x = trajectory("pgd", x0, 30)
     assert opt.converged is True and opt.perturbations == 1
     assert torch.equal(x.detach(), x0)  # x̃ exactly, not a gradient
-    state = opt.state_dict()["saddlescape"]["groups"][0]
+    state = opt.state_dict()["saddlescape"]["jin"]
     assert bool(state["converged"].all())
 
 

@@ -219,13 +219,14 @@ def test_pagd_negative_curvature_exploitation_fires_and_lowers_the_hamiltonian()
     branches = {"small": 0, "large": 0}
     for _ in range(200):
         xt = x.detach().clone()
-        v = opt.state[x]["v"].clone() if x in opt.state else torch.zeros_like(xt)
+        # v_t = η·u_t: the optimizer keeps the velocity in gradient units (LR schedulers)
+        v = eta * opt.state[x]["velocity"] if x in opt.state else torch.zeros_like(xt)
         energy = float(p.f(xt)) + float(v.square().sum()) / (2 * eta)
         fired = opt.nce_steps
         opt.step(closure)
         if opt.nce_steps == fired:
             continue
-        x1, v1 = x.detach(), opt.state[x]["v"]
+        x1, v1 = x.detach(), opt.state[x]["velocity"]
         assert bool((v1 == 0).all())  # v_{t+1} = 0
         assert energy - float(p.f(x1)) >= bound  # E_{t+1} = f(x_{t+1})
         assert bool((x1.abs() <= p.box).all())

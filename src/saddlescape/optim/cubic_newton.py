@@ -126,6 +126,7 @@ class CubicNewton(SaddleOptimizer):
     """
 
     requires_closure = True
+    shared_hyperparameters = _HYPER
     #: the closure should return the loss *without* calling backward() (exact HVPs by
     #: double backward through its graph); drivers such as ``optim.run`` may check this
     closure_keeps_graph: ClassVar[bool] = True
@@ -164,13 +165,6 @@ class CubicNewton(SaddleOptimizer):
             )
         group["subproblem_tol"] = check_hyper("subproblem_tol", group["subproblem_tol"])
         group["perturbation"] = check_hyper("perturbation", group["perturbation"], allow_zero=True)
-        first = self.param_groups[0]
-        for key in _HYPER:
-            if group[key] != first[key]:
-                raise ConfigError(
-                    f"{key} must be the same in every parameter group (the cubic step "
-                    f"couples all parameters): got {group[key]!r} and {first[key]!r}"
-                )
 
     # ------------------------------------------------------------------ counters
     @property

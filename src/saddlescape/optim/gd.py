@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import torch
 
-from .base import Closure, ParamsT, SaddleOptimizer
+from .base import Closure, ParamsT, SaddleOptimizer, eager_step
 
 __all__ = ["GD"]
 
@@ -21,8 +19,9 @@ class GD(SaddleOptimizer):
     leaves a point where the gradient is exactly zero, and near saddles it can take
     exponentially long (Du et al. 2017).
 
-    The closure is optional: without it :meth:`step` uses the gradients already in ``.grad``.
-    Non-finite gradients (or losses, with a closure) raise
+    The closure is optional: without it :meth:`step` uses the gradients already in ``.grad``
+    (parameters whose ``.grad`` is None are skipped, as in ``torch.optim.SGD``). Each group
+    has its own ``lr``. Non-finite gradients (or losses, with a closure) raise
     :class:`~saddlescape.errors.DivergenceError`.
 
     >>> x = torch.tensor([3.0, -4.0], dtype=torch.float64, requires_grad=True)
@@ -51,23 +50,15 @@ class GD(SaddleOptimizer):
     ) -> None:
         super().__init__(params, {"lr": lr}, batched=batched, seed=seed, generator=generator)
 
+    @eager_step
     @torch.no_grad()
     def step(self, closure: Closure | None = None) -> torch.Tensor | None:  # type: ignore[override]
         """One gradient step; returns the loss at the point before the step (if a closure)."""
         loss = self._evaluate(closure) if closure is not None else None
-        groups: list[tuple[dict[str, Any], list[torch.Tensor], list[torch.Tensor]]] = []
-        sqs = []
-        for group in self.param_groups:
-            params = [p for p in group["params"]]
-            grads = self._grads(group)
-            groups.append((group, params, grads))
-            sqs.append(self._sq_norms(grads))
-        finite = torch.stack([s.sum() for s in sqs]).isfinite().all()
-        if loss is not None:
-            finite = finite & loss.isfinite().all()
-        if not bool(finite):
-            self._raise_divergence(loss, sqs)
-        for group, params, grads in groups:
-            torch._foreach_add_(params, grads, alpha=-group["lr"])
+        live = self._live()
+        if not live:
+            return self._nothing_to_do(loss)
+        self._checked(loss, self._sq_norm([g for lv in live for g in lv.grads]))
+        self._descend(live)
         self._iterations += 1
-        return None if loss is None else (loss if self.batched else loss[0])
+        return None if loss is None else self._result(loss)

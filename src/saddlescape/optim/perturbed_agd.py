@@ -11,7 +11,18 @@ from typing import Any
 import torch
 
 from ..errors import ConfigError
-from .base import Closure, ParamsT, SaddleOptimizer, _theory_inputs, check_hyper
+from .base import (
+    Closure,
+    Live,
+    ParamsT,
+    SaddleOptimizer,
+    _theory_inputs,
+    check_hyper,
+    eager_step,
+    real_view,
+)
+from .jin import JinState
+from .perturbations import wide_dtype
 
 __all__ = ["PerturbedAGD", "PerturbedAGDTheory"]
 
@@ -82,6 +93,7 @@ class PerturbedAGD(SaddleOptimizer):
     """
 
     requires_closure = True
+    shared_hyperparameters = ("theta", "gamma", "s", "grad_threshold", "interval")
 
     def __init__(
         self,
@@ -177,138 +189,150 @@ class PerturbedAGD(SaddleOptimizer):
         group["s"] = check_hyper("s", group["s"])
         self._validate_perturbation(group)
 
-    def _init_group_state(self, group: dict[str, Any]) -> dict[str, Any]:
-        p = group["params"][0]
+    def _init_state(self, device: torch.device) -> None:
         b = self.runs or 1
-        return {
-            **self._clock_state(group, "t_perturb"),
-            "nce": torch.zeros(b, dtype=torch.long, device=p.device),
-            "v_zero": True,
-        }
+        self._jin = JinState(b, self.param_groups[0]["interval"], device)  # the clock only
+        self._nce = torch.zeros(b, dtype=torch.long, device=device)
+        self._v_zero = True
+
+    def _saddle_state(self, index: dict[int, int]) -> dict[str, Any]:
+        return {"jin": self._jin.state(index), "nce": self._nce, "v_zero": self._v_zero}
+
+    def _load_saddle_state(self, extra: dict[str, Any], params: list[torch.Tensor]) -> None:
+        self._jin.load(extra["jin"], params)
+        self._nce = extra["nce"]
+        self._v_zero = bool(extra["v_zero"])
+
+    def _perturbation_counts(self) -> torch.Tensor:
+        return self._jin.count
 
     @property
     def nce_steps(self) -> int | torch.Tensor:
         """How often negative-curvature exploitation fired (per run in batched mode)."""
-        total = sum(s["nce"] for s in self.group_states)
-        return total.clone() if self.batched else int(total.sum())
+        return self._nce.clone() if self.batched else int(self._nce.sum())
 
     def _buffers(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """The velocity u (gradient units, real view) and the saved x_t of parameter p."""
         state = self.state[p]
-        if "v" not in state:
-            state["v"] = torch.zeros_like(p)
-            state["x"] = torch.empty_like(p)
-        return state["v"], state["x"]
+        if "velocity" not in state:
+            state["velocity"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+            state["x"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        return real_view(state["velocity"]), real_view(state["x"])
 
+    @eager_step
     @torch.no_grad()
-    def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
-        """One PAGD iteration; returns f(x_t) before any perturbation."""
+    def step(self, closure: Closure | None = None) -> torch.Tensor | None:  # type: ignore[override]
+        """One PAGD iteration on the whole parameter vector; returns f(x_t) before any
+        perturbation."""
         closure = self._need_closure(closure)
         loss0 = loss_x = self._evaluate(closure)
-        groups = list(zip(self.param_groups, self.group_states, strict=True))
-        flags, sqs, masks = [loss_x.isfinite().all()], [], []
-        for group, st in groups:
-            sq = self._sq_norms(self._grads(group))
-            mask = self._perturb_due(group, sq, st["t"] - st["t_perturb"])
-            sqs.append(sq)
-            masks.append(mask)
-            flags += [sq.isfinite().all(), mask.any()]
-        values = torch.stack(flags).tolist()
-        if not (values[0] and all(values[1::2])):
-            self._raise_divergence(loss_x, sqs)
-        if any(values[2::2]):
-            for k, (group, st) in enumerate(groups):
-                if values[2 + 2 * k]:
-                    mask = masks[k]
-                    self._add_ball_noise(group["params"], float(group["radius"]), mask)
-                    st["t_perturb"] = torch.where(mask, st["t"], st["t_perturb"])
-                    st["perturbations"] += mask
+        live = self._live()
+        if not live:
+            return self._nothing_to_do(loss_x)
+        hp, jin = self.param_groups[0], self._jin
+        sq = self._sq_norm([g for lv in live for g in lv.grads])
+        perturb = jin.perturb_due(sq, hp["grad_threshold"], hp["interval"])
+        (any_perturb,) = self._checked(loss_x, sq, perturb)
+        if any_perturb:
+            jin.record(perturb)
+            self._add_ball(live, [float(lv.group["radius"]) for lv in live], perturb)
             loss_x = self._evaluate(closure)
-            self._check_finite(loss_x)
-        # x_t into the buffer, parameters to y_t = x_t + (1 − θ)v_t
-        need_y = not all(st["v_zero"] for st in self.group_states)
-        for group in self.param_groups:
-            for p in group["params"]:
-                v, x = self._buffers(p)
-                x.copy_(p)
+            live = self._refresh(live)
+            self._check_finite(loss_x, live)
+        one_m = 1.0 - hp["theta"]
+        bufs = [[self._buffers(p) for p in lv.params] for lv in live]
+        # x_t into the buffer; the parameters to y_t = x_t + (1 − θ)·η·u_t (v_t = η·u_t)
+        need_y = not self._v_zero
+        for lv, bs in zip(live, bufs, strict=True):
+            for x, (u, xb) in zip(lv.xs, bs, strict=True):
+                xb.copy_(x)
                 if need_y:
-                    p.add_(v, alpha=1 - group["theta"])
+                    x.add_(u, alpha=one_m * lv.group["lr"])
+        nce = small = None
         if need_y:
             loss_y = self._evaluate(closure)
-            self._check_finite(loss_y)
-        else:
-            loss_y = loss_x
-        # the NCE test, per run
-        flags, nces, smalls, vnorms = [], [], [], []
-        for group, _ in groups:
-            params, grads = group["params"], self._grads(group)
-            vs = [self.state[p]["v"] for p in params]
-            b = self.runs if self.batched else 1
-            inner = sum(
-                (g.reshape(b, -1) * v.reshape(b, -1)).sum(1) for g, v in zip(grads, vs, strict=True)
-            )
-            vsq = self._sq_norms(vs)
-            one_m = 1 - group["theta"]
-            # x_t − y_t = −(1 − θ)v_t
-            rhs = loss_y - one_m * inner - group["gamma"] / 2 * one_m**2 * vsq
-            # The test is a second-order difference: rounding decides it when ‖x_t − y_t‖ is
-            # below √ulp of ‖x_t‖ or its margin is below a few ulps of |f| (near a minimum).
+            live = self._refresh(live)
+            self._check_finite(loss_y, live)
+            # The NCE test on the whole vector, x_t − y_t = −(1 − θ)·v_t:
+            # f(x_t) ≤ f(y_t) + ⟨∇f(y_t), x_t − y_t⟩ − (γ/2)‖x_t − y_t‖²
+            inner = vsq = None
+            for lv, bs in zip(live, bufs, strict=True):
+                lr = lv.group["lr"]
+                us = [u for u, _ in bs]
+                i_g = self._dot(lv.grads, us) * lr
+                v_g = self._sq_norm(us) * (lr * lr)
+                inner = i_g if inner is None else inner + i_g
+                vsq = v_g if vsq is None else vsq + v_g
+            assert inner is not None and vsq is not None
+            wide = torch.promote_types(wide_dtype(loss_x.dtype), vsq.dtype)
+            fx, fy = loss_x.to(wide), loss_y.to(wide)
+            rhs = fy - one_m * inner.to(wide) - hp["gamma"] / 2 * one_m**2 * vsq.to(wide)
+            # Rounding decides the test when ‖x_t − y_t‖ is below √ulp of ‖x_t‖ or its margin
+            # is below the rounding error of the computed losses (a few ulps of |f|).
             ulp = torch.finfo(loss_x.dtype).eps
-            tol = 8 * ulp * (loss_x.abs() + loss_y.abs())
-            xsq = self._sq_norms([self.state[p]["x"] for p in params])
+            tol = 8 * ulp * (fx.abs() + fy.abs())
+            xsq = self._sq_norm([xb for bs in bufs for _, xb in bs])
             resolved = one_m**2 * vsq > ulp * (1 + xsq)
-            nce = (loss_x <= rhs - tol) & resolved
-            small = nce & (vsq < group["s"] ** 2)
-            nces.append(nce)
-            smalls.append(small)
-            vnorms.append(vsq.sqrt())
-            flags += [nce.any(), small.any(), nce.all()]  # v_{t+1} = 0 iff NCE
-        values = torch.stack(flags).tolist()
-        for k, (group, st) in enumerate(groups):
-            nce, lr = nces[k], group["lr"]
-            any_nce, all_zero = values[3 * k], values[3 * k + 2]
-            for p, g in zip(group["params"], self._grads(group), strict=True):
-                v, x = self._buffers(p)
-                p.add_(g, alpha=-lr)  # x_{t+1} = y_t − η∇f(y_t)
-                if any_nce:
-                    m = self._per_run(nce, p)
-                    if values[3 * k + 1]:  # keep the direction of v_t for δ
-                        self.state[p]["nce_dir"] = v / self._per_run(vnorms[k], p).clamp_min(
-                            torch.finfo(v.dtype).tiny
-                        )
-                    p.copy_(torch.where(m, x, p))
-                    torch.sub(p, x, out=v)
-                else:
-                    torch.sub(p, x, out=v)  # v_{t+1} = x_{t+1} − x_t
-            st["v_zero"] = bool(all_zero)
-            st["nce"] += nce
-            st["t"] += 1
-        if any(values[1::3]):
-            self._exploit(groups, smalls, [values[3 * k + 1] for k in range(len(groups))], closure)
+            nce = (fx <= rhs - tol) & resolved
+            small = nce & (vsq < hp["s"] ** 2)
+            vnorm = vsq.sqrt()
+        any_nce = any_small = every_nce = False
+        if nce is not None:
+            assert small is not None
+            any_nce, any_small, some_plain = self._checked(None, sq, nce, small, ~nce)
+            every_nce = not some_plain  # v_{t+1} = 0 in every run
+        dirs = None
+        if any_small:  # δ's direction v_t/‖v_t‖, v_t = η·u_t, before u changes
+            scale = 1.0 / vnorm.clamp_min(torch.finfo(vnorm.dtype).tiny)
+            dirs = [
+                [u * self._per_run(scale * lv.group["lr"], u).to(u.dtype) for u, _ in bs]
+                for lv, bs in zip(live, bufs, strict=True)
+            ]
+        # u_{t+1} = (1 − θ)u_t − ∇f(y_t);  x_{t+1} = x_t + η·u_{t+1} = y_t − η∇f(y_t)
+        for lv, bs in zip(live, bufs, strict=True):
+            lr = lv.group["lr"]
+            for x, g, (u, xb) in zip(lv.xs, lv.grads, bs, strict=True):
+                u.mul_(one_m).sub_(g)
+                x.copy_(xb).add_(u, alpha=lr)
+        if any_nce:  # NCE runs: v_{t+1} = 0 and x_{t+1} = x_t (‖v_t‖ ≥ s) ...
+            assert nce is not None and small is not None
+            self._nce += nce
+            for bs, lv in zip(bufs, live, strict=True):
+                for x, (u, xb) in zip(lv.xs, bs, strict=True):
+                    m = self._per_run(nce, x)
+                    x.copy_(torch.where(m, xb, x))
+                    u.copy_(torch.where(m, torch.zeros_like(u), u))
+            if any_small:  # ... or the better of x_t ± s·v_t/‖v_t‖ (‖v_t‖ < s)
+                assert dirs is not None
+                self._exploit(live, bufs, dirs, small, closure)
+        self._v_zero = every_nce
+        jin.t += 1
         self._iterations += 1
-        return loss0 if self.batched else loss0[0]
+        return self._result(loss0)
 
     def _exploit(
         self,
-        groups: list[tuple[dict[str, Any], dict[str, Any]]],
-        smalls: list[torch.Tensor],
-        any_small: list[bool],
+        live: list[Live],
+        bufs: list[list[tuple[torch.Tensor, torch.Tensor]]],
+        dirs: list[list[torch.Tensor]],
+        small: torch.Tensor,
         closure: Closure,
     ) -> None:
-        """NCE with ‖v_t‖ < s: move to the better of x_t ± s·v_t/‖v_t‖ (Algorithm 3)."""
-        todo = [(g, m) for (g, _), m, a in zip(groups, smalls, any_small, strict=True) if a]
-        for sign in (1.0, -1.0):
-            for group, m in todo:
-                for p in group["params"]:
-                    x, d = self.state[p]["x"], self.state[p]["nce_dir"]
-                    cand = x + (sign * group["s"]) * d
-                    p.copy_(torch.where(self._per_run(m, p), cand, p))
-            if sign > 0:
-                f_plus = self._evaluate(closure)
+        """NCE with ‖v_t‖ < s: move the runs in ``small`` to the better of x_t ± s·v_t/‖v_t‖
+        (Algorithm 3), two more closure calls."""
+        s_len = float(self.param_groups[0]["s"])
+
+        def place(sign: float) -> None:
+            for lv, bs, ds in zip(live, bufs, dirs, strict=True):
+                for x, (_, xb), d in zip(lv.xs, bs, ds, strict=True):
+                    cand = xb + (sign * s_len) * d
+                    x.copy_(torch.where(self._per_run(small, x), cand, x))
+
+        place(1.0)
+        f_plus = self._evaluate(closure)
+        place(-1.0)
         f_minus = self._evaluate(closure)
-        better_plus = f_plus < f_minus
-        for group, m in todo:
-            for p in group["params"]:
-                x, d = self.state[p]["x"], self.state[p]["nce_dir"]
-                pick = self._per_run(m & better_plus, p)
-                p.copy_(torch.where(pick, x + group["s"] * d, p))
-                del self.state[p]["nce_dir"]
+        plus = small & (f_plus < f_minus)
+        for lv, bs, ds in zip(live, bufs, dirs, strict=True):
+            for x, (_, xb), d in zip(lv.xs, bs, ds, strict=True):
+                x.copy_(torch.where(self._per_run(plus, x), xb + s_len * d, x))

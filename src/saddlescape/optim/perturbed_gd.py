@@ -11,7 +11,8 @@ from typing import Any, ClassVar, Literal
 import torch
 
 from ..errors import ConfigError
-from .base import Closure, ParamsT, SaddleOptimizer, _theory_inputs, check_hyper
+from .base import Closure, ParamsT, SaddleOptimizer, _theory_inputs, check_hyper, eager_step
+from .jin import JinState
 
 __all__ = ["PerturbedGD", "PerturbedGDTheory"]
 
@@ -58,9 +59,14 @@ class PerturbedGD(SaddleOptimizer):
         if t − t_noise = t_thres and f(x_t) − f(x̃) > −f_thres:  return x̃
         x_{t+1} ← x_t − η∇f(x_t)
 
-    The gradient norm is that of the whole group (all its parameters form the paper's x).
+    The paper's x is the whole parameter vector: the gradient norm, the clock, x̃ and f(x̃)
+    and the stop test are global over all parameter groups (the parameters that have a
+    gradient at this step), so ``grad_threshold``, ``interval`` and ``f_threshold`` must be
+    the same in every group; ``lr`` and ``radius`` may differ per group (with different
+    radii the draw is uniform in the unit ball, each group's block scaled by its radius).
     When the stop test fires the parameters are restored to x̃ and :attr:`converged`
     becomes true; later steps leave them there. ``f_threshold=None`` disables the test.
+    f(x̃) is kept in float32 or wider, whatever the parameter dtype.
 
     ``variant="jin2021"`` is the simplified PGD of Jin, Netrapalli, Ge, Kakade, Jordan 2021
     ("On Nonconvex Optimization for Machine Learning", JACM): the perturbation is
@@ -100,6 +106,7 @@ class PerturbedGD(SaddleOptimizer):
     """
 
     requires_closure = True
+    shared_hyperparameters = ("grad_threshold", "interval", "f_threshold")
     #: Largest ``c`` of :meth:`from_theory` (jin2017) the theorem can cover: η = c/ℓ ≤ 1/ℓ.
     C_MAX: ClassVar[float] = 1.0
 
@@ -230,93 +237,63 @@ class PerturbedGD(SaddleOptimizer):
         if group["f_threshold"] is not None:
             group["f_threshold"] = check_hyper("f_threshold", group["f_threshold"], allow_zero=True)
 
-    def _init_group_state(self, group: dict[str, Any]) -> dict[str, Any]:
-        p = group["params"][0]
-        b = self.runs or 1
-        return {
-            **self._clock_state(group, "t_noise"),
-            "f_tilde": torch.zeros(b, dtype=p.dtype, device=p.device),
-            "converged": torch.zeros(b, dtype=torch.bool, device=p.device),
-            "any_converged": False,
-        }
+    def _init_state(self, device: torch.device) -> None:
+        self._jin = JinState(self.runs or 1, self.param_groups[0]["interval"], device)
+
+    def _saddle_state(self, index: dict[int, int]) -> dict[str, Any]:
+        return {"jin": self._jin.state(index)}
+
+    def _load_saddle_state(self, extra: dict[str, Any], params: list[torch.Tensor]) -> None:
+        self._jin.load(extra["jin"], params)
+
+    def _perturbation_counts(self) -> torch.Tensor:
+        return self._jin.count
 
     @property
     def converged(self) -> bool | torch.Tensor:
-        """Whether the stop test returned x̃: a bool, or a ``(B,)`` tensor in batched mode
-        (all groups must have stopped)."""
-        out = self.group_states[0]["converged"]
-        for s in self.group_states[1:]:
-            out = out & s["converged"]
-        return out.clone() if self.batched else bool(out.all())
+        """Whether the stop test returned x̃: a bool, or a ``(B,)`` tensor in batched mode."""
+        done = self._jin.converged
+        return done.clone() if self.batched else bool(done.all())
 
     # ------------------------------------------------------------------ step
+    @eager_step
     @torch.no_grad()
-    def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
-        """One iteration of Algorithm 2; returns the loss at x_t before any perturbation.
+    def step(self, closure: Closure | None = None) -> torch.Tensor | None:  # type: ignore[override]
+        """One iteration of Algorithm 2 on the whole parameter vector; returns the loss at
+        x_t before any perturbation.
 
         One host synchronization per step (two when a run perturbs)."""
         closure = self._need_closure(closure)
         loss0 = loss = self._evaluate(closure)
-        groups = list(zip(self.param_groups, self.group_states, strict=True))
-        plans, sqs, flags = [], [], [torch.isfinite(loss).all()]
-        for group, st in groups:
-            sq = self._sq_norms(self._grads(group))
-            sqs.append(sq)
-            active = ~st["converged"]
-            since = st["t"] - st["t_noise"]
-            perturb = self._perturb_due(group, sq, since) & active
-            if group["f_threshold"] is not None:
-                stop = (
-                    (since == group["interval"])
-                    & (loss - st["f_tilde"] > -float(group["f_threshold"]))
-                    & active
-                )
-            else:
-                stop = torch.zeros_like(perturb)
-            plans.append((perturb, stop))
-            flags += [torch.isfinite(sq).all(), perturb.any(), stop.any()]
-        values = torch.stack(flags).tolist()
-        if not (values[0] and all(values[1::3])):
-            self._raise_divergence(loss, sqs)
-        any_perturb = False
-        for k, ((group, st), (perturb, stop)) in enumerate(zip(groups, plans, strict=True)):
-            if values[3 * k + 3]:  # stop test fired: return x̃
-                for p in group["params"]:
-                    p.copy_(torch.where(self._per_run(stop, p), self.state[p]["x_tilde"], p))
-                st["converged"] |= stop
-                st["any_converged"] = True
-            if values[3 * k + 2]:
-                any_perturb = True
-                self._perturb(group, st, perturb, loss)
-        if any_perturb:  # the gradient step uses ∇f at the perturbed point
-            loss = self._evaluate(closure)
-            self._check_finite(loss)
-        for group, st in groups:
-            grads = self._grads(group)
-            if st["any_converged"]:
-                active = (~st["converged"]).to(grads[0].dtype)
-                grads = [g * self._per_run(active, g) for g in grads]
-            torch._foreach_add_(group["params"], grads, alpha=-group["lr"])
-            st["t"] += 1
+        live = self._live()
+        if not live:
+            return self._nothing_to_do(loss)
+        hp, jin = self.param_groups[0], self._jin
+        sq = self._sq_norm([g for lv in live for g in lv.grads])
+        perturb = jin.perturb_due(sq, hp["grad_threshold"], hp["interval"])
+        stop = None
+        if hp["f_threshold"] is not None and self.variant == "jin2017":
+            stop = jin.stop_due(loss, hp["f_threshold"], hp["interval"])
+            perturb = perturb & ~stop
+        any_perturb, any_stop = self._checked(loss, sq, perturb, stop)
+        if any_stop:  # return x̃: the runs stop where they were before the perturbation
+            assert stop is not None
+            jin.restore(stop, batched=self.batched)
+        if any_perturb:
+            jin.record(
+                perturb,
+                params=[p for lv in live for p in lv.params],
+                loss=loss,
+                batched=self.batched,
+            )
+            radii = [float(lv.group["radius"]) for lv in live]
+            if self.variant == "jin2021":  # x ← x − η·ξ, ξ ∈ B(r) (the sign is immaterial)
+                radii = [r * float(lv.group["lr"]) for r, lv in zip(radii, live, strict=True)]
+            self._add_ball(live, radii, perturb)
+            loss = self._evaluate(closure)  # the gradient step uses ∇f at the perturbed x
+            live = self._refresh(live)
+            self._check_finite(loss, live)
+        self._descend(live, ~jin.converged if jin.any_converged else None)
+        jin.t += 1
         self._iterations += 1
-        return loss0 if self.batched else loss0[0]
-
-    def _perturb(
-        self, group: dict[str, Any], st: dict[str, Any], mask: torch.Tensor, loss: torch.Tensor
-    ) -> None:
-        """x̃ ← x, t_noise ← t, x ← x̃ + ξ for the runs in ``mask``."""
-        params = group["params"]
-        for p in params:
-            state = self.state[p]
-            m = self._per_run(mask, p)
-            if "x_tilde" not in state:
-                state["x_tilde"] = p.detach().clone()
-            else:
-                state["x_tilde"].copy_(torch.where(m, p, state["x_tilde"]))
-        st["f_tilde"] = torch.where(mask, loss.to(st["f_tilde"].dtype), st["f_tilde"])
-        st["t_noise"] = torch.where(mask, st["t"], st["t_noise"])
-        st["perturbations"] += mask
-        radius = float(group["radius"])
-        if self.variant == "jin2021":  # x ← x − η·ξ, ξ ∈ B(r) (the sign is immaterial)
-            radius *= float(group["lr"])
-        self._add_ball_noise(params, radius, mask)
+        return self._result(loss0)
