@@ -2,7 +2,8 @@
 
 ``GD`` (baseline), ``PerturbedGD`` (Jin et al. 2017/2021), ``NoisyGD`` (Ge et al. 2015;
 annealed Gaussian noise), ``PerturbedAGD`` (Jin, Netrapalli, Jordan 2018) and
-``CubicNewton`` (Nesterov & Polyak 2006). ``make(name, params, **hyperparams)`` builds one
+``CubicNewton`` (Nesterov & Polyak 2006); ``Perturbed(torch_optimizer, ...)`` adds Jin et
+al.'s perturbations to any torch optimizer. ``make(name, params, **hyperparams)`` builds one
 by its short name (``names()``); ``run(problem, name, steps)`` runs one trajectory.
 """
 
@@ -15,11 +16,13 @@ from .perturbed_agd import PerturbedAGD, PerturbedAGDTheory
 from .perturbed_gd import PerturbedGD, PerturbedGDTheory
 from .registry import get_class, make, names
 from .trajectory import Trajectory, nearest_critical_point, run
+from .wrapper import Perturbed
 
 __all__ = [
     "GD",
     "CubicNewton",
     "NoisyGD",
+    "Perturbed",
     "PerturbedAGD",
     "PerturbedAGDTheory",
     "PerturbedGD",
