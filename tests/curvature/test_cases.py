@@ -38,7 +38,13 @@ def test_products_value_and_gradient(built, method):
     assert op.shape == H.shape and op.dtype == torch.float64
     assert op.param_names == built.names
     V = torch.randn(H.shape[0], 3, generator=torch.Generator().manual_seed(0), dtype=H.dtype)
+    # several products share one pass over the data (a vmapped backward, or a loop over
+    # the columns through one graph per batch when an op cannot be batched)
     assert torch.allclose(op.matmat(V), H @ V, rtol=0, atol=REL * scale(H))
+    assert torch.allclose(op.matvec(V[:, 1]), H @ V[:, 1], rtol=0, atol=REL * scale(H))
+    if method == "double_backward":
+        op._engine._batched_backward = False
+        assert torch.allclose(op.matmat(V), H @ V, rtol=0, atol=REL * scale(H))
     assert op.loss() == pytest.approx(built.value, rel=REL, abs=1e-14)
     g = op.gradient()
     assert torch.allclose(g, built.gradient, rtol=0, atol=REL * max(1.0, float(g.norm())))

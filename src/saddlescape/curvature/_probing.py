@@ -44,7 +44,13 @@ class _CountingOperator:
             self.device = torch.device(getattr(op, "device", "cpu"))
         self.op = op
         self.products = 0
+        self._passes0 = int(getattr(op, "passes", 0))
         self._watch = watch  # a progress Watch told the product count after each call
+
+    @property
+    def passes(self) -> int:
+        """Passes over the data the wrapped operator made since wrapping."""
+        return int(getattr(self.op, "passes", 0)) - self._passes0
 
     def matvec(self, v: torch.Tensor) -> torch.Tensor:
         self.products += 1

@@ -39,13 +39,15 @@ class SpectralDensity:
 
     ``nodes`` and ``weights`` have shape ``(num_probes, lanczos_steps)`` (float64, CPU);
     rows whose Krylov space closed early (exhausted before ``lanczos_steps``) are padded
-    with weight 0. Each row's weights sum to 1. ``hvps`` counts operator products.
+    with weight 0. Each row's weights sum to 1. ``hvps`` counts operator products, ``passes`` the
+    passes over the data they took (the probes of a block share them).
     """
 
     nodes: torch.Tensor
     weights: torch.Tensor
     hvps: int
     seconds: float
+    passes: int = 0
 
     @property
     def num_probes(self) -> int:
@@ -151,7 +153,11 @@ def spectral_density(
     if not bool(torch.isfinite(nodes).all()):  # overflow in the recurrence
         raise DivergenceError("spectral_density: non-finite Lanczos coefficients")
     return SpectralDensity(
-        nodes=nodes, weights=weights, hvps=A.products, seconds=time.perf_counter() - t0
+        nodes=nodes,
+        weights=weights,
+        hvps=A.products,
+        seconds=time.perf_counter() - t0,
+        passes=A.passes,
     )
 
 

@@ -95,6 +95,8 @@ class HVPEngine:
         self._value: float | None = None
         self._grad: torch.Tensor | None = None
         self._graph: tuple[torch.Tensor, torch.Tensor] | None = None  # (theta leaf, grad)
+        self._batched_backward = True  # until an op of the graph has no batching rule
+        self.passes = 0  # passes over the data (forward passes through every batch)
 
     # --------------------------------------------------------------- helpers
     def _where(self, i: int) -> str:
@@ -110,6 +112,7 @@ class HVPEngine:
         return self._context() if self._context is not None else contextlib.nullcontext()
 
     def _value_and_grad(self, theta: torch.Tensor) -> tuple[float, torch.Tensor]:
+        self.passes += 1
         total = 0.0
         grad = torch.zeros_like(theta)
         with self._ctx(), torch.enable_grad():
@@ -130,6 +133,7 @@ class HVPEngine:
     def _retained(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Single term: build ``g = ∇f`` with ``create_graph`` once and keep it."""
         if self._graph is None:
+            self.passes += 1
             w, fn = self.terms[0]
             with self._ctx(), torch.enable_grad():
                 leaf = self.theta.detach().requires_grad_(True)
@@ -174,6 +178,94 @@ class HVPEngine:
             out = self._hvp_finite_difference(v)
         return _finite(out, "a Hessian-vector product")
 
+    def hvps(self, V: torch.Tensor) -> torch.Tensor:
+        """``∇²f(θ) V`` for ``V`` of shape ``(n, b)``, with one pass over the data for all
+        ``b`` columns: each batch's forward pass and first backward are shared by the
+        ``b`` products (``"double_backward"``: one graph of ``g`` per batch, ``b`` backward
+        passes through it; ``"forward_over_reverse"``: ``vmap`` of the JVP over the
+        columns). ``"finite_difference"`` takes two gradients per column."""
+        if V.shape[1] == 1 or self.method == "finite_difference":
+            cols = [self.hvp(V[:, j]) for j in range(V.shape[1])]
+            return torch.stack(cols, dim=1)
+        if self.method == "double_backward":
+            out = self._block_double_backward(V)
+        else:
+            out = self._block_forward_over_reverse(V)
+        return _finite(out, "a Hessian-vector product")
+
+    def _columns(self, g: torch.Tensor, leaf: torch.Tensor, V: torch.Tensor, keep: bool):
+        """``[∂⟨g, v_j⟩/∂leaf]_j`` through one graph of ``g`` (kept if ``keep``): one
+        vmapped backward (``is_grads_batched``) where torch can batch every op of the
+        graph, else one backward per column."""
+        if self._batched_backward:
+            try:
+                (hv,) = torch.autograd.grad(
+                    g,
+                    leaf,
+                    V.T.contiguous(),
+                    retain_graph=True,
+                    is_grads_batched=True,
+                    allow_unused=True,
+                    materialize_grads=True,
+                )
+                return hv.T
+            except (RuntimeError, NotImplementedError):
+                self._batched_backward = False  # an op without a batching rule
+        b = V.shape[1]
+        cols = []
+        for j in range(b):
+            (hv,) = torch.autograd.grad(
+                g,
+                leaf,
+                V[:, j],
+                retain_graph=keep or j < b - 1,
+                allow_unused=True,
+                materialize_grads=True,
+            )
+            cols.append(hv)
+        return torch.stack(cols, dim=1)
+
+    def _block_double_backward(self, V: torch.Tensor) -> torch.Tensor:
+        if len(self.terms) == 1:
+            leaf, g = self._retained()
+            if not g.requires_grad:
+                return torch.zeros_like(V)
+            with torch.enable_grad():
+                return self._columns(g, leaf, V, keep=True)
+        self.passes += 1
+        out = torch.zeros_like(V)
+        with self._ctx(), torch.enable_grad():
+            for w, fn in self.terms:
+                leaf = self.theta.detach().requires_grad_(True)
+                loss = _scalar(fn(leaf), "loss term")
+                if not loss.requires_grad:
+                    continue
+                (g,) = torch.autograd.grad(loss, leaf, create_graph=True)
+                if not g.requires_grad:
+                    continue
+                out.add_(self._columns(g, leaf, V, keep=False), alpha=w)
+        return out
+
+    def _block_forward_over_reverse(self, V: torch.Tensor) -> torch.Tensor:
+        self.passes += 1
+        out = torch.zeros_like(V)
+        try:
+            with self._ctx():
+                for w, fn in self.terms:
+                    grad_fn = torch.func.grad(fn)
+
+                    def column(v: torch.Tensor, grad_fn=grad_fn) -> torch.Tensor:
+                        return torch.func.jvp(grad_fn, (self.theta,), (v,))[1]
+
+                    out.add_(torch.func.vmap(column, in_dims=1, out_dims=1)(V), alpha=w)
+        except (RuntimeError, NotImplementedError, ValueError):
+            # an op without a batching rule: one JVP per column (which also names the
+            # forward-AD gaps of torch, see _hvp_forward_over_reverse)
+            self.passes -= 1  # each column below takes its own pass
+            cols = [self._hvp_forward_over_reverse(V[:, j]) for j in range(V.shape[1])]
+            return torch.stack(cols, dim=1)
+        return out
+
     def _hvp_double_backward(self, v: torch.Tensor) -> torch.Tensor:
         if len(self.terms) == 1:
             leaf, g = self._retained()
@@ -184,6 +276,7 @@ class HVPEngine:
                     g, leaf, v, retain_graph=True, allow_unused=True, materialize_grads=True
                 )
             return hv
+        self.passes += 1
         out = torch.zeros_like(v)
         with self._ctx(), torch.enable_grad():
             for w, fn in self.terms:
@@ -199,6 +292,7 @@ class HVPEngine:
         return out
 
     def _hvp_forward_over_reverse(self, v: torch.Tensor) -> torch.Tensor:
+        self.passes += 1
         out = torch.zeros_like(v)
         with self._ctx():
             for w, fn in self.terms:

@@ -48,6 +48,7 @@ end), convergence also waits for the fresh segment's most wanted Ritz pair.
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -71,7 +72,8 @@ class EigenResult:
     float64) are Ritz pairs; ``residuals[i] = ‖H v_i − λ_i v_i‖`` (each bounds the distance
     from ``λ_i`` to the spectrum); ``error_bounds[i] = min(residual, residual²/gap)`` with the
     gap estimated from the other Ritz values; ``converged`` is True when every pair met the
-    stopping rule; ``hvps`` counts operator products; ``iterations`` Lanczos steps (power
+    stopping rule; ``hvps`` counts operator products and ``passes`` the passes over the data
+    they took (a block of products shares one); ``iterations`` Lanczos steps (power
     iterations); ``restarts`` thick restarts; ``seconds`` wall time.
     """
 
@@ -84,6 +86,7 @@ class EigenResult:
     iterations: int
     restarts: int = 0
     error_bounds: torch.Tensor | None = None
+    passes: int = 0
 
     @property
     def eigenvalue(self) -> float:
@@ -304,8 +307,9 @@ def lanczos(
         max_hvps = min(max(200, 30 * k * b), 10 * n)
     max_hvps = check_int("max_hvps", max_hvps, minimum=1)
 
+    passes0 = getattr(op, "passes", 0)
     with Watch("lanczos", progress, callback, max_hvps) as watch:
-        return _lanczos(
+        result = _lanczos(
             op,
             n,
             k,
@@ -322,6 +326,7 @@ def lanczos(
             watch,
             t0,
         )
+    return dataclasses.replace(result, passes=getattr(op, "passes", 0) - passes0)
 
 
 def _lanczos(
@@ -357,8 +362,10 @@ def _lanczos(
     norms = torch.linalg.vector_norm(start, dim=0, keepdim=True)
     P, _, _ = _orthonormalize(start / norms, start[:, :0], gen, 1.0)
 
-    # The basis lives in one preallocated buffer: Q = buf[:, :m] (no copies per step).
-    buf = torch.empty(n, min(n, max_basis + b), dtype=f64, device=device)
+    # The basis lives in one buffer, Q = buf[:, :m], that grows (doubling) with the steps
+    # taken up to the restart size: memory follows the steps, not the maximum.
+    capacity = min(n, max_basis + b)
+    buf = torch.empty(n, min(capacity, 8 * b), dtype=f64, device=device)
     m = 0
     fresh: int | None = None  # first column of the Krylov segment begun after a breakdown
     suspicious = v0 is not None
@@ -374,6 +381,11 @@ def _lanczos(
         W = _apply(op, P[:, :bb])
         hvps += bb
         iterations += 1
+        if m + bb > buf.shape[1]:
+            width = min(capacity, max(m + bb, 2 * buf.shape[1]))
+            grown = torch.empty(n, width, dtype=f64, device=device)
+            grown[:, :m] = buf[:, :m]
+            buf = grown
         buf[:, m : m + bb] = P[:, :bb]
         QP = buf[:, : m + bb]
         h = QP.T @ W  # full reorthogonalization, twice (Parlett 1998, §6.9)

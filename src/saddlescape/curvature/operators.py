@@ -86,6 +86,11 @@ class SymmetricOperator:
     def __matmul__(self, v: torch.Tensor) -> torch.Tensor:
         return self.matvec(v) if v.ndim == 1 else self.matmat(v)
 
+    @property
+    def passes(self) -> int:
+        """Passes over data made so far (0 for an operator that holds no data)."""
+        return 0
+
     def reset_counter(self) -> None:
         """Set :attr:`hvps` back to 0."""
         self.hvps = 0
@@ -282,6 +287,17 @@ class HessianOperator(SymmetricOperator):
     # ---------------------------------------------------------------- products
     def _matvec(self, v: torch.Tensor) -> torch.Tensor:
         return self._engine.hvp(v)
+
+    def _matmat(self, V: torch.Tensor) -> torch.Tensor:
+        return self._engine.hvps(V)
+
+    @property
+    def passes(self) -> int:
+        """Passes over the data so far (value/gradient included): a product on a single
+        batch reuses its retained graph (0 passes), on several batches or by
+        forward-over-reverse it takes 1, and ``matmat`` takes 1 for all its columns;
+        finite differences take 2 per column."""
+        return self._engine.passes
 
     # ---------------------------------------------------------------- the point
     def gradient(self) -> torch.Tensor:

@@ -42,6 +42,7 @@ class TraceResult:
     method: str
     hvps: int
     seconds: float
+    passes: int = 0
 
     def interval(self, z: float = 1.96) -> tuple[float, float]:
         """``(estimate − z·std_error, estimate + z·std_error)``."""
@@ -98,6 +99,7 @@ def trace(
         method=method,
         hvps=A.products,
         seconds=time.perf_counter() - t0,
+        passes=A.passes,
     )
 
 

@@ -1,0 +1,59 @@
+"""Several products per pass over the data, and every result counting its passes."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from saddlescape.curvature import DenseOperator, HessianOperator, lanczos, spectral_density, trace
+
+
+def _operator(method: str, batches: int = 3) -> HessianOperator:
+    g = torch.Generator().manual_seed(0)
+    X = torch.randn(12, 3, generator=g, dtype=torch.float64)
+    y = torch.randn(12, 1, generator=g, dtype=torch.float64)
+    torch.manual_seed(0)
+    model = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 1)).double()
+    size = 12 // batches
+    data = [(X[i : i + size], y[i : i + size]) for i in range(0, 12, size)]
+    return HessianOperator.from_model(model, nn.MSELoss(reduction="sum"), data, method=method)
+
+
+@pytest.mark.parametrize(
+    ("method", "per_product", "per_block"),
+    [("double_backward", 1, 1), ("forward_over_reverse", 1, 1), ("finite_difference", 2, 8)],
+)
+def test_passes_per_product_and_per_block(method, per_product, per_block):
+    op = _operator(method)
+    start = op.passes
+    assert start == 1  # the value and gradient at construction
+    V = torch.randn(op.shape[0], 4, dtype=torch.float64, generator=torch.Generator().manual_seed(1))
+    cols = torch.stack([op.matvec(V[:, j]) for j in range(4)], dim=1)
+    assert op.passes - start == 4 * per_product
+    mid = op.passes
+    block = op.matmat(V)  # all four columns from one pass (two per column by differences)
+    assert op.passes - mid == per_block and op.hvps == 8
+    assert torch.allclose(block, cols, rtol=1e-6 if method == "finite_difference" else 1e-12)
+
+
+def test_a_single_batch_reuses_its_graph():
+    op = _operator("double_backward", batches=1)
+    assert op.passes == 1
+    op.matmat(torch.eye(op.shape[0], dtype=torch.float64)[:, :3])
+    op.matvec(torch.ones(op.shape[0], dtype=torch.float64))
+    assert op.passes == 1 and op.hvps == 4
+
+
+def test_results_count_their_passes():
+    op = _operator("double_backward")
+    r = lanczos(op, k=2, which="largest", block_size=2, tol=1e-10, seed=0)
+    assert r.passes == r.iterations and r.hvps <= 2 * r.iterations
+    single = lanczos(op, k=1, tol=1e-10, seed=0)
+    assert single.passes == single.hvps  # one product per step, one pass each
+    t = trace(op, "hutchinson", num_matvecs=40, seed=0)
+    assert t.hvps == 40 and t.passes == 2  # probes in blocks of 32: 32 + 8
+    d = spectral_density(op, num_probes=3, lanczos_steps=5, seed=0)
+    assert d.passes == 5 and d.hvps == 15  # the three probes advance as one block
+    dense = lanczos(DenseOperator(torch.eye(3, dtype=torch.float64)), k=1, seed=0)
+    assert dense.passes == 0  # an operator that holds no data
