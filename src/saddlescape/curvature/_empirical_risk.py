@@ -594,6 +594,46 @@ class EmpiricalRisk:
 
         return term
 
+    def loss(self, theta: torch.Tensor, *, batched: bool = True) -> torch.Tensor:
+        """``f(θ) = Σ_b c_b ℓ_b(θ)`` at a flat point ``theta`` (shape ``(n,)``: a 0-d
+        tensor) or at each row of ``(B, n)`` (shape ``(B,)``), without gradients, in this
+        risk's mode and snapshot: one pass over the batches whatever ``B``.
+
+        Rows are evaluated together with ``torch.func.vmap`` when ``batched`` (memory ∝ B ×
+        one batch's activations) and one after another when vmap cannot run the model
+        (data-dependent control flow, in-place updates) or ``batched=False``; both give the
+        same values up to rounding. Each batch's loss is read exactly as for the gradient,
+        so this is the value the curvature operators differentiate.
+
+        >>> import torch
+        >>> model = torch.nn.Linear(2, 1, bias=False).double()
+        >>> X, y = torch.eye(2, dtype=torch.float64), torch.zeros(2, 1, dtype=torch.float64)
+        >>> risk = EmpiricalRisk(model, torch.nn.MSELoss(reduction="sum"), [(X[:1], y[:1]),
+        ...                      (X[1:], y[1:])])
+        >>> risk.loss(torch.tensor([[1.0, 2.0], [3.0, 0.0]], dtype=torch.float64)).tolist()
+        [5.0, 9.0]
+        """
+        if not isinstance(theta, torch.Tensor) or theta.ndim not in (1, 2):
+            raise CurvatureError("theta must be a tensor of shape (n,) or (B, n)")
+        n = self.theta.numel()
+        if theta.shape[-1] != n:
+            raise CurvatureError(f"theta has {theta.shape[-1]} entries, the parameters {n}")
+        theta = theta.detach().to(dtype=self.theta.dtype, device=self.theta.device)
+        rows = theta.reshape(-1, n)
+        total = torch.zeros(rows.shape[0], dtype=torch.float64, device=rows.device)
+        with self.context(), torch.no_grad():
+            for c, fn in self.terms:
+                values = None
+                if batched and rows.shape[0] > 1:
+                    try:
+                        values = torch.func.vmap(lambda t, fn=fn: _loss_of(fn(t)).reshape(()))(rows)
+                    except (RuntimeError, ValueError, NotImplementedError):
+                        values = None  # vmap cannot run this model: one row at a time
+                if values is None:
+                    values = torch.stack([_loss_of(fn(t)).reshape(()) for t in rows])
+                total += c * values.to(torch.float64)
+        return total.reshape(theta.shape[:-1])
+
     def check_deterministic(self) -> None:
         """Evaluate the first batch's loss twice and refuse a loss that differs."""
         fn = self.terms[0][1]
