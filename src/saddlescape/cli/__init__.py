@@ -19,6 +19,7 @@ from ._app import app, debug_enabled, err_console, reflow_help
 from . import (  # noqa: F401  isort: skip
     curvature_cmd,
     experiments_cmd,
+    landscape_cmd,
     optimize_cmd,
     problems_cmd,
     runs_cmd,

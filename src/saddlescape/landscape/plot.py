@@ -121,7 +121,7 @@ def plot_contour(
         filled = ax.contourf(a, b, z, levels=lv, cmap=CMAP, extend="neither")
         lines = ax.contour(a, b, z, levels=lv[::2], colors="white", linewidths=0.6, alpha=0.8)
         ax.clabel(lines, lines.levels, inline=True, fontsize=7, fmt="%.3g", colors="white")
-        bar = fig.colorbar(filled, ax=ax, shrink=0.9)
+        bar = fig.colorbar(filled, ax=ax, shrink=0.9, format="%.4g")
         bar.set_label(zlabel)
         ax.plot(0.0, 0.0, "+", color="black", ms=9, mew=1.5, label="centre", zorder=6)
         if overlay:
@@ -158,6 +158,7 @@ def plot_surface(s: Landscape, ax: Any = None, *, log: bool = False) -> Any:
         ax.set_ylabel(_axis_label(s, 1), fontsize=8)
         ax.set_zlabel(zlabel, fontsize=8)
         ax.tick_params(labelsize=7)
+        ax.set_box_aspect(None, zoom=0.85)  # room for the z label
     return fig
 
 
