@@ -47,6 +47,12 @@ class StoreError(SaddlescapeError):
     """The results store cannot be opened or written."""
 
 
+class WorkerLostError(SaddlescapeError, RuntimeError):
+    """The worker process executing a run died (killed by a signal, e.g. by the
+    out-of-memory killer); the run is recorded as failed with this message and the sweep
+    goes on in fresh workers."""
+
+
 def check_positive(name: str, value: float, *, allow_zero: bool = False) -> float:
     """Return ``value`` as a float or raise :class:`ConfigError` naming ``name``."""
     try:

@@ -104,13 +104,44 @@ class ToyBadMetrics(Experiment):
         return Analysis([], Verdict(False, "nothing"))
 
 
+class ToyVictim(Experiment):
+    """Seed ``victim`` notes its worker's pid in ``pid_dir`` and waits to be killed (by a
+    test, as the out-of-memory killer would); the other seeds take ``seconds`` each."""
+
+    name = "toy_victim"
+    claim = "a dead worker fails only its own run"
+    source = "tests"
+
+    @dataclass
+    class Config:
+        seed: int = 0
+        victim: int = -1
+        pid_dir: str = ""
+        seconds: float = 0.2
+
+    def run(self, config: Config) -> RunOutput:
+        if config.seed == config.victim:
+            import os
+
+            path = os.path.join(config.pid_dir, "victim")
+            with open(path + ".tmp", "w") as fh:
+                fh.write(str(os.getpid()))
+            os.replace(path + ".tmp", path)
+            time.sleep(120)
+        time.sleep(config.seconds)
+        return RunOutput(metrics={"seed": config.seed})
+
+    def analyze(self, records: Sequence[RunRecord]) -> Analysis:
+        return Analysis([], Verdict(True, "ran"))
+
+
 class ToyUnregistered(ToyQuadratic):
     """Never registered: workers import it by qualified name."""
 
     name = "toy_unregistered"
 
 
-TOYS = (ToyQuadratic, ToyBadMetrics)
+TOYS = (ToyQuadratic, ToyBadMetrics, ToyVictim)
 
 
 def register_toys() -> None:

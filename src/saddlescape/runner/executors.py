@@ -7,7 +7,8 @@ futures in flight and waits with :func:`concurrent.futures.wait`, so any object 
 ``submit`` that returns futures works (the nevergrad convention).
 
 - ``sequential``: runs in this process when submitted. The default; no start-up cost.
-- ``process``: a :class:`~concurrent.futures.ProcessPoolExecutor`. Workers start with the
+- ``process``: a :class:`~concurrent.futures.ProcessPoolExecutor` that survives a dead
+  worker (see :class:`ProcessExecutor`). Workers start with the
   ``forkserver`` method where the platform has it, else ``spawn``, never plain ``fork``:
   forking a process whose torch (OpenMP) thread pool is running can deadlock the child. The
   fork server is a fresh interpreter that preloads torch and this module once, so each worker
@@ -20,16 +21,23 @@ futures in flight and waits with :func:`concurrent.futures.wait`, so any object 
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
+import shutil
+import signal
 import socket
+import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable, Iterable, Iterator
-from concurrent.futures import Future, ProcessPoolExecutor, as_completed
+from concurrent.futures import Future, InvalidStateError, ProcessPoolExecutor, as_completed
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field
 from typing import Any, Protocol, Self, runtime_checkable
 
-from ..errors import ConfigError, UnknownNameError, check_count
+from ..errors import ConfigError, UnknownNameError, WorkerLostError, check_count
 
 __all__ = [
     "EXECUTORS",
@@ -145,8 +153,83 @@ def _start_method() -> str:
     return "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 
 
+def _tracked(started_dir: str, token: str, fn: Callable[..., Any], /, *args: Any) -> Any:
+    """Run ``fn(*args)`` in a pool worker after noting, in ``started_dir/token``, which
+    process runs it: when the pool breaks, the parent reads these notes to tell the run
+    that was in the dead worker from the runs that were merely lost with the pool."""
+    with open(os.path.join(started_dir, token), "w") as fh:
+        fh.write(str(os.getpid()))
+    return fn(*args)
+
+
+def _exit_status(pid: int) -> int | None:
+    """The wait status of the (zombie) process ``pid`` from ``/proc/PID/stat`` (field 52,
+    Linux), without reaping it; None when unknown."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+        return int(fields[49])  # field 52 of the whole line; 3 precede the fields here
+    except (OSError, IndexError, ValueError):
+        return None
+
+
+def _death(pid: int, exitcode: int | None) -> str:
+    """How worker ``pid`` died, as the error of the run it was executing."""
+    head = f"the worker process (pid {pid}) running this run died"
+    if exitcode is None:
+        status = _exit_status(pid)
+        if status is not None and os.WIFSIGNALED(status):
+            exitcode = -os.WTERMSIG(status)
+        elif status is not None and os.WIFEXITED(status):
+            exitcode = os.WEXITSTATUS(status)
+    if exitcode is None:
+        return head
+    if exitcode < 0:
+        try:
+            name = signal.Signals(-exitcode).name
+        except ValueError:
+            name = f"signal {-exitcode}"
+        why = (
+            " (likely the out-of-memory killer: the run needed more memory than was free)"
+            if -exitcode == signal.SIGKILL
+            else ""
+        )
+        return f"{head}: killed by {name}{why}"
+    return f"{head}: it exited with status {exitcode}"
+
+
+@dataclass
+class _Task:
+    token: str
+    fn: Callable[..., Any]
+    args: tuple[Any, ...]
+    outer: Future
+    generation: int = 0
+    tries: int = 0
+
+
+@dataclass
+class _Broken:
+    """What was found when a pool broke: the run(s) in dead workers and why."""
+
+    culprits: dict[str, str] = field(default_factory=dict)
+
+
 class ProcessExecutor(_Map):
-    """A pool of ``workers`` processes (``forkserver`` start method, else ``spawn``)."""
+    """A pool of ``workers`` processes (``forkserver`` start method, else ``spawn``).
+
+    A worker that dies (SIGKILL from the out-of-memory killer, a segfault) breaks a
+    :class:`~concurrent.futures.ProcessPoolExecutor` for good: every future in it fails with
+    ``BrokenProcessPool``. This executor hands out its own futures instead and, when its
+    pool breaks, fails only the run that was in the dead worker (with a
+    :class:`~saddlescape.errors.WorkerLostError` naming the signal), starts a fresh pool and
+    resubmits the other runs there. A run lost with a pool :data:`MAX_TRIES` times without
+    being found in a dead worker is failed too, so nothing loops. :attr:`restarts` counts
+    the fresh pools.
+    """
+
+    #: How often a run may be lost to broken pools (not its own fault) before it fails.
+    MAX_TRIES = 3
 
     def __init__(self, workers: int | None = None, start_method: str | None = None):
         self.workers = check_count(
@@ -155,23 +238,116 @@ class ProcessExecutor(_Map):
         method = start_method or _start_method()
         if method == "fork":
             raise ConfigError("start_method 'fork' can deadlock torch; use forkserver or spawn")
-        context = multiprocessing.get_context(method)
+        self._context = multiprocessing.get_context(method)
         if method == "forkserver":
             # Preloading makes each worker a cheap fork of a torch-importing server; it also
             # sends this process's sys.path to the server.
-            context.set_forkserver_preload(["saddlescape.runner.worker"])
-        self._pool = ProcessPoolExecutor(
+            self._context.set_forkserver_preload(["saddlescape.runner.worker"])
+        self._lock = threading.RLock()
+        self._tasks: dict[str, _Task] = {}
+        self._broken: dict[int, _Broken] = {}
+        self._generation = 0
+        self._closed = False
+        self.restarts = 0
+        self._started = tempfile.mkdtemp(prefix="saddlescape-pool-")
+        self._pool = self._new_pool()
+
+    def _new_pool(self) -> ProcessPoolExecutor:
+        return ProcessPoolExecutor(
             max_workers=self.workers,
-            mp_context=context,
+            mp_context=self._context,
             initializer=_worker_init,
             initargs=(os.getpid(),),
         )
 
     def submit(self, fn: Callable[..., Any], /, *args: Any) -> Future:
-        return self._pool.submit(fn, *args)
+        task = _Task(uuid.uuid4().hex, fn, args, Future())
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("cannot submit to a ProcessExecutor after shutdown")
+            self._tasks[task.token] = task
+            self._launch(task)
+        return task.outer
+
+    def _launch(self, task: _Task) -> None:
+        """Submit ``task`` to the current pool (a fresh one if it is broken); lock held."""
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self._started, task.token))
+        try:
+            inner = self._pool.submit(_tracked, self._started, task.token, task.fn, *task.args)
+        except BrokenProcessPool:
+            self._replace_pool()
+            inner = self._pool.submit(_tracked, self._started, task.token, task.fn, *task.args)
+        task.generation = self._generation
+        inner.add_done_callback(lambda f, t=task, g=self._generation: self._done(t, g, f))
+
+    def _replace_pool(self) -> None:
+        old = self._pool
+        self._pool = self._new_pool()
+        self._generation += 1
+        self.restarts += 1
+        old.shutdown(wait=False, cancel_futures=True)
+
+    def _diagnose(self, generation: int) -> _Broken:
+        """Called by the first future of a broken pool, before the pool terminates its
+        other workers: the runs whose worker is already dead are the culprits."""
+        found = _Broken()
+        processes = getattr(self._pool, "_processes", None) or {}
+        for token, task in self._tasks.items():
+            if task.generation != generation:
+                continue
+            try:
+                with open(os.path.join(self._started, token)) as fh:
+                    pid = int(fh.read())
+            except (OSError, ValueError):
+                continue  # not started: it was only queued
+            if _alive(pid):
+                continue
+            proc = processes.get(pid)
+            exitcode = proc.exitcode if proc is not None else None
+            found.culprits[token] = _death(pid, exitcode)
+        return found
+
+    def _done(self, task: _Task, generation: int, inner: Future) -> None:
+        if inner.cancelled():
+            with self._lock:
+                self._tasks.pop(task.token, None)
+            task.outer.cancel()
+            return
+        exc = inner.exception()
+        with self._lock:
+            if isinstance(exc, BrokenProcessPool) and not self._closed:
+                if generation not in self._broken:
+                    self._broken[generation] = self._diagnose(generation)
+                    if generation == self._generation:
+                        self._replace_pool()
+                why = self._broken[generation].culprits.get(task.token)
+                task.tries += 1
+                if why is None and task.tries < self.MAX_TRIES:
+                    self._launch(task)  # lost with the pool, not its fault: run it again
+                    return
+                exc = WorkerLostError(
+                    why or f"the process pool broke {task.tries} times while this run was in it"
+                )
+            self._tasks.pop(task.token, None)
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(os.path.join(self._started, task.token))
+        with contextlib.suppress(InvalidStateError):  # cancelled by shutdown
+            if exc is not None:
+                task.outer.set_exception(exc)
+            else:
+                task.outer.set_result(inner.result())
 
     def shutdown(self) -> None:
-        self._pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            self._closed = True
+            pool = self._pool
+        pool.shutdown(wait=True, cancel_futures=True)
+        with self._lock:
+            for task in self._tasks.values():
+                task.outer.cancel()
+            self._tasks.clear()
+        shutil.rmtree(self._started, ignore_errors=True)
 
 
 class RayExecutor(_Map):
