@@ -234,27 +234,65 @@ def _is_pair(obj: Any) -> bool:
     )
 
 
-def _read_batches(data: Any, pairs: bool) -> list[Any]:
-    """One batch or an iterable of batches → a list of batches (read once)."""
+def _check_iterable(data: Any, pairs: bool) -> bool:
+    """Is ``data`` one batch (True) or an iterable of batches (False)? Refuses anything
+    else by name."""
     if data is None:
         raise CurvatureError("data is missing: give a batch or an iterable of batches")
     if (pairs and _is_pair(data)) or (not pairs and isinstance(data, (torch.Tensor, Mapping))):
-        return [data]
+        return True
     if isinstance(data, (torch.Tensor, str, bytes)) or not isinstance(data, Iterable):
         want = "an (inputs, targets) pair" if pairs else "a batch"
         raise CurvatureError(
             f"data must be {want} or an iterable of such batches, got {type(data).__name__}"
         )
-    out = list(data)
-    if pairs:
-        for i, b in enumerate(out):
-            if not _is_pair(b):
-                raise CurvatureError(
-                    f"batch {i} is not an (inputs, targets) pair of tensors (got "
-                    f"{type(b).__name__}); for other batches pass loss_fn=None (the model "
-                    "returns the loss) or batch_loss=fn(model, batch)"
-                )
-    return out
+    return False
+
+
+def _validated(batches: Iterable[Any], pairs: bool, device: torch.device) -> Iterator[Any]:
+    """The batches, each checked for its form and moved to ``device``."""
+    for i, b in enumerate(batches):
+        if pairs and not _is_pair(b):
+            raise CurvatureError(
+                f"batch {i} is not an (inputs, targets) pair of tensors (got "
+                f"{type(b).__name__}); for other batches pass loss_fn=None (the model "
+                "returns the loss) or batch_loss=fn(model, batch)"
+            )
+        yield _to_device(b, device)
+
+
+def _to_device(obj: Any, device: torch.device) -> Any:
+    """``obj`` with every tensor on ``device`` (no copy when it is there already)."""
+    if isinstance(obj, torch.Tensor):
+        if obj.device == device:
+            return obj
+        return obj.to(device, non_blocking=obj.is_pinned())
+    if isinstance(obj, Mapping):
+        return type(obj)({k: _to_device(v, device) for k, v in obj.items()})  # type: ignore[call-arg]
+    if isinstance(obj, tuple) and hasattr(obj, "_fields"):  # a namedtuple
+        return type(obj)(*(_to_device(v, device) for v in obj))
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(_to_device(v, device) for v in obj)
+    return obj
+
+
+def _fingerprint(batch: Any) -> tuple[Any, ...]:
+    """What identifies a batch cheaply: every tensor's shape and float64 sums of its
+    values and squares (a reshuffled loader changes them almost surely)."""
+    out: list[Any] = []
+    for t in _leaves(batch):
+        x = t.detach()
+        if not (x.is_floating_point() or x.is_complex()):
+            x = x.to(torch.float64)
+        x = x.to(torch.float64) if not x.is_complex() else x.abs().to(torch.float64)
+        out.append((tuple(t.shape), float(x.sum()), float((x * x).sum())))
+    return tuple(out)
+
+
+def _streamable(data: Any) -> bool:
+    """Data that can be iterated again (a DataLoader or any re-iterable that is not
+    already a list or tuple in memory)."""
+    return not isinstance(data, (list, tuple, Iterator))
 
 
 # ---------------------------------------------------------------------- evaluation context
@@ -321,6 +359,8 @@ class EmpiricalRisk:
         reduction: str | None = None,
         batch_size_fn: Callable[[Any], float] | None = None,
         batch_loss: Callable[[nn.Module, Any], torch.Tensor] | None = None,
+        cache: bool | None = None,
+        distributed: Any = False,
     ) -> None:
         if mode not in MODES:
             raise ConfigError(f"mode must be 'eval' or 'train', got {mode!r}")
@@ -384,39 +424,82 @@ class EmpiricalRisk:
                 {f"model.{k}": v for k, v in self._frozen.items()},
             )
         pairs = loss_fn is not None
-        batches = _read_batches(data, pairs)
-        if not batches:
-            raise CurvatureError("data is empty: the Hessian of a loss needs at least one batch")
-        if all(t.numel() == 0 for t in _leaves(batches)):
-            raise CurvatureError("data is empty: every batch has 0 examples")
+        single = _check_iterable(data, pairs)
+        if cache is not None and not isinstance(cache, bool):
+            raise ConfigError(f"cache must be True, False or None, got {cache!r}")
+        if cache is False and not single and not isinstance(data, (list, tuple)):
+            if not _streamable(data):
+                raise ConfigError(
+                    "cache=False needs data that can be iterated again (a DataLoader, a "
+                    "dataset); a one-shot iterator or generator is read once: pass a list, "
+                    "or cache=True"
+                )
+        self.streamed = not single and cache is not True and _streamable(data)
+        self._first: Callable[[torch.Tensor], Any] | None = None
+        self._group = _process_group(distributed)
         spec = loss_spec(loss_fn) if pairs else LossSpec("the model's loss", None)
         if batch_loss is not None:
             spec = LossSpec(_name(batch_loss), None)
-        self.reduction = self._resolve_reduction(spec, reduction, len(batches))
         self._spec = spec
-        denominators = self._denominators(spec, batches)
-        self.num_batches = len(batches)
+
+        # the first pass: each batch's weight and fingerprint (batches held unless streamed)
+        device = self.theta.device
+        infos: list[tuple[float | None, int | Exception, tuple[Any, ...]]] = []
+        batches: list[Any] = []
+        first: tuple[int, Any] | None = None
+        nonempty = False
+        for i, b in enumerate(_validated([data] if single else data, pairs, device)):
+            infos.append(self._batch_info(spec, b, i))
+            nonempty = nonempty or any(t.numel() > 0 for t in _leaves(b))
+            if not self.streamed:
+                batches.append(b)
+            elif first is None and infos[-1][0] != 0:
+                first = (i, b)  # one batch held, for check_deterministic
+        local_count = len(infos)
+        if self._group is not None and local_count == 0:
+            raise CurvatureError(
+                f"rank {_rank(self._group)} has no data: every rank needs at least one batch"
+            )
+        count = int(self._all_sum([float(local_count)])[0])
+        if count == 0:
+            raise CurvatureError("data is empty: the Hessian of a loss needs at least one batch")
+        if not self._all_sum([float(nonempty)])[0]:
+            raise CurvatureError("data is empty: every batch has 0 examples")
+        self.reduction = self._resolve_reduction(spec, reduction, count)
+        denominators = self._denominators(spec, infos, count)
+        self.num_batches = count
         self.total: float | None = None
-        if len(batches) == 1:
+        if count == 1:
             if denominators[0] == 0:
                 raise CurvatureError(self._zero_weight_message(spec))
             coefs = [1.0]
         elif self.reduction == "sum":
-            coefs = [1.0] * len(batches)
+            coefs = [1.0] * local_count
         else:
-            total = math.fsum(denominators)  # type: ignore[arg-type]
+            total = self._all_sum([math.fsum(denominators)])[0]  # type: ignore[arg-type]
             if not total > 0:
                 raise CurvatureError(self._zero_weight_message(spec))
             self.total = total
             coefs = [d / total for d in denominators]  # type: ignore[operator]
         # a batch that the mean gives weight 0 (all targets ignored) contributes nothing:
         # its own loss is 0/0
-        self.terms: list[Term] = [
-            (c, self._term(b, d))
-            for c, b, d in zip(coefs, batches, denominators, strict=True)
-            if d != 0
-        ]
-        self.description = self._describe(spec, batches, denominators)
+        self.terms: Sequence[Term]
+        if self.streamed:
+            prints = [f for _, _, f in infos]
+            self.terms = _StreamedTerms(self, data, pairs, coefs, denominators, prints)
+            if first is not None:
+                self._first = self._term(first[1], denominators[first[0]])
+        else:
+            self.terms = [
+                (c, self._term(b, d))
+                for c, b, d in zip(coefs, batches, denominators, strict=True)
+                if d != 0
+            ]
+        total_weight = self.total if self.reduction == "mean" and count > 1 else None
+        self.description = self._describe(spec, count, total_weight)
+        if self._group is not None:
+            self.description += f", on {_world(self._group)} ranks"
+            self._check_same_point()
 
     # ------------------------------------------------------------------ construction
     @staticmethod
@@ -495,37 +578,77 @@ class EmpiricalRisk:
             )
         return red
 
-    def _denominators(self, spec: LossSpec, batches: list[Any]) -> list[float | None]:
-        """``D_b`` per batch for a mean (None for a sum)."""
+    def _batch_info(
+        self, spec: LossSpec, batch: Any, i: int
+    ) -> tuple[float | None, int | Exception, tuple[Any, ...]]:
+        """``(D_b or None, leading dimension or why there is none, fingerprint)``."""
+        d: float | None = None
+        if self._batch_size_fn is not None:
+            try:
+                d = float(self._batch_size_fn(batch))
+            except Exception as e:  # a user function: name it and the batch
+                raise CurvatureError(f"batch_size_fn failed on batch {i}: {e}") from e
+            if not (math.isfinite(d) and d >= 0):
+                raise CurvatureError(
+                    f"batch_size_fn returned {d} for batch {i}: need a finite count >= 0"
+                )
+        elif spec.kind is not None and self._loss_fn is not None:
+            d = _denominator(spec, batch[1])
+        inputs = batch[0] if self._loss_fn is not None else batch
+        lead: int | Exception
+        try:
+            lead = leading_dim(inputs, f"inputs of batch {i}")
+        except CurvatureError as e:
+            lead = e
+        return d, lead, _fingerprint(batch)
+
+    def _denominators(
+        self, spec: LossSpec, infos: list[tuple[float | None, int | Exception, Any]], count: int
+    ) -> list[float | None]:
+        """``D_b`` per (local) batch for a mean (None for a sum); ``count``: all batches."""
         if self.reduction == "sum":
-            return [None] * len(batches)
+            return [None] * len(infos)
         out: list[float | None] = []
-        for i, b in enumerate(batches):
-            d: float | None = None
-            if self._batch_size_fn is not None:
-                try:
-                    d = float(self._batch_size_fn(b))
-                except Exception as e:  # a user function: name it and the batch
-                    raise CurvatureError(f"batch_size_fn failed on batch {i}: {e}") from e
-                if not (math.isfinite(d) and d >= 0):
-                    raise CurvatureError(
-                        f"batch_size_fn returned {d} for batch {i}: need a finite count >= 0"
-                    )
-            elif spec.kind is not None and self._loss_fn is not None:
-                d = _denominator(spec, b[1])
+        for d, lead, _ in infos:
             if d is None:
-                if len(batches) == 1:
+                if count == 1:
                     return [1.0]
                 if spec.reduction is not None:  # a torch loss whose mean we cannot count
                     raise CurvatureError(
-                        f"cannot weight the mean of {spec.name} over {len(batches)} batches: "
+                        f"cannot weight the mean of {spec.name} over {count} batches: "
                         "pass batch_size_fn=(what each batch's mean divides by), or use "
                         "reduction='sum'"
                     )
-                inputs = b[0] if self._loss_fn is not None else b
-                d = float(leading_dim(inputs, f"inputs of batch {i}"))
+                if isinstance(lead, Exception):
+                    raise lead
+                d = float(lead)
             out.append(d)
         return out
+
+    # ------------------------------------------------------------------ distributed
+    def _all_sum(self, values: list[float]) -> list[float]:
+        """``values`` summed over the ranks (as they are without a process group)."""
+        if self._group is None:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=_collective_device(self._group))
+        torch.distributed.all_reduce(t, group=self._group)
+        return t.tolist()
+
+    def all_reduce(self, t: torch.Tensor) -> torch.Tensor:
+        """The sum of ``t`` over the ranks, in place (identity without a process group)."""
+        if self._group is not None:
+            torch.distributed.all_reduce(t, group=self._group)
+        return t
+
+    def _check_same_point(self) -> None:
+        first = self.theta.clone()
+        torch.distributed.broadcast(first, src=_global_rank(self._group, 0), group=self._group)
+        same = torch.tensor([float(torch.equal(first, self.theta))], dtype=torch.float64)
+        if not self._all_sum(same.tolist())[0] == _world(self._group):
+            raise CurvatureError(
+                "the model's parameters differ between ranks: every rank must hold the same "
+                "point (broadcast them from rank 0, as DistributedDataParallel does)"
+            )
 
     @staticmethod
     def _zero_weight_message(spec: LossSpec) -> str:
@@ -536,14 +659,12 @@ class EmpiricalRisk:
             )
         return "the total weight of the data is 0 (batch_size_fn), so the mean loss is 0/0"
 
-    def _describe(self, spec: LossSpec, batches: list[Any], dens: list[float | None]) -> str:
-        nb = len(batches)
+    def _describe(self, spec: LossSpec, nb: int, total: float | None) -> str:
         where = f"{nb} batch{'es' if nb != 1 else ''}"
         if nb == 1:
             return f"{spec.name} on one batch"
         if self.reduction == "sum":
             return f"{spec.name}, summed over {where}"
-        total = math.fsum(d for d in dens if d is not None)
         unit = {"class": "targets", "numel": "elements"}.get(spec.kind or "", "terms")
         if spec.kind == "class" and spec.weight is not None:
             unit = "units of class weight"
@@ -636,7 +757,9 @@ class EmpiricalRisk:
 
     def check_deterministic(self) -> None:
         """Evaluate the first batch's loss twice and refuse a loss that differs."""
-        fn = self.terms[0][1]
+        fn = self._first if self.streamed else self.terms[0][1]
+        if fn is None:
+            return
         with self.context(), torch.no_grad():
             a, b = (float(torch.as_tensor(fn(self.theta)).sum()) for _ in range(2))
         if not (math.isfinite(a) and math.isfinite(b)):
@@ -689,3 +812,87 @@ class _BatchLoss(nn.Module):
 
     def forward(self, batch: Any) -> Any:
         return self._fn(self.model, batch)
+
+
+class _StreamedTerms(Sequence[Term]):
+    """The terms of a streamed risk: every iteration reads the data again, moves each batch
+    to the parameters' device and checks that it is the batch of the first pass."""
+
+    def __init__(
+        self,
+        risk: EmpiricalRisk,
+        data: Any,
+        pairs: bool,
+        coefs: list[float],
+        denominators: list[float | None],
+        prints: list[tuple[Any, ...]],
+    ) -> None:
+        self._risk, self._data, self._pairs = risk, data, pairs
+        self._coefs, self._dens, self._prints = coefs, denominators, prints
+        self._len = sum(1 for d in denominators if d != 0)
+
+    def __len__(self) -> int:
+        return self._len
+
+    def __getitem__(self, index: Any) -> Any:
+        return list(self)[index]
+
+    def __iter__(self) -> Iterator[Term]:
+        device = self._risk.theta.device
+        n = len(self._prints)
+        i = -1
+        for i, b in enumerate(_validated(self._data, self._pairs, device)):
+            if i >= n or _fingerprint(b) != self._prints[i]:
+                what = f"batch {i} differs" if i < n else f"more than {n} batches"
+                raise CurvatureError(
+                    f"the data changed between passes ({what}): a shuffling or random "
+                    "DataLoader does not define one Hessian; use shuffle=False (a fixed "
+                    "order) or cache=True (the batches of the first pass, held in memory)"
+                )
+            if self._dens[i] != 0:
+                yield self._coefs[i], self._risk._term(b, self._dens[i])
+        if i + 1 != n:
+            raise CurvatureError(
+                f"the data changed between passes ({i + 1} batches instead of {n}); use a "
+                "fixed loader or cache=True"
+            )
+
+
+def _process_group(distributed: Any) -> Any:
+    """None (one process), or the torch.distributed group to all-reduce over."""
+    if distributed is False or distributed is None:
+        return None
+    import torch.distributed as dist
+
+    if not dist.is_available() or not dist.is_initialized():
+        raise ConfigError(
+            "distributed=... needs torch.distributed initialized first "
+            "(torch.distributed.init_process_group, e.g. under torchrun)"
+        )
+    if distributed is True:
+        return dist.group.WORLD
+    return distributed
+
+
+def _world(group: Any) -> int:
+    return torch.distributed.get_world_size(group)
+
+
+def _rank(group: Any) -> int:
+    return torch.distributed.get_rank(group)
+
+
+def _global_rank(group: Any, rank: int) -> int:
+    import torch.distributed as dist
+
+    if group is None or group is dist.group.WORLD:
+        return rank
+    return dist.get_global_rank(group, rank)
+
+
+def _collective_device(group: Any) -> torch.device:
+    """Where the group's collectives take their tensors (CUDA for NCCL)."""
+    backend = str(torch.distributed.get_backend(group)).lower()
+    if "nccl" in backend:
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")

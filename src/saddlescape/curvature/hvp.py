@@ -85,10 +85,12 @@ class HVPEngine:
         theta: torch.Tensor,
         method: str = "auto",
         context: Callable[[], object] | None = None,
+        reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
     ) -> None:
         if len(terms) == 0:
             raise CurvatureError("the loss has no terms (empty data)")
-        self.terms = list(terms)
+        self.terms = terms if not isinstance(terms, (list, tuple)) else list(terms)
+        self._reduce = reduce  # the sum over processes of a data-parallel loss
         self.theta = theta.detach()
         self.method = resolve_method(method)
         self._context = context
@@ -104,7 +106,7 @@ class HVPEngine:
 
     def at(self, theta: torch.Tensor) -> HVPEngine:
         """The same loss (terms, method, context) at another point ``theta``."""
-        return HVPEngine(self.terms, theta, self.method, self._context)
+        return HVPEngine(self.terms, theta, self.method, self._context, self._reduce)
 
     def _ctx(self):
         import contextlib
@@ -128,13 +130,16 @@ class HVPEngine:
                     )
                 total += w * _finite_loss(float(loss.detach()), where)
                 grad.add_(g, alpha=w)
+        if self._reduce is not None:
+            packed = self._reduce(torch.cat([grad, grad.new_tensor([total])]))
+            return float(packed[-1]), packed[:-1]
         return total, grad
 
     def _retained(self) -> tuple[torch.Tensor, torch.Tensor]:
         """Single term: build ``g = ∇f`` with ``create_graph`` once and keep it."""
         if self._graph is None:
             self.passes += 1
-            w, fn = self.terms[0]
+            w, fn = next(iter(self.terms))
             with self._ctx(), torch.enable_grad():
                 leaf = self.theta.detach().requires_grad_(True)
                 loss = _scalar(fn(leaf), "loss")
@@ -147,8 +152,13 @@ class HVPEngine:
                 g = g * w if w != 1.0 else g
             self._graph = (leaf, g)
             if self._grad is None:
-                self._value = w * _finite_loss(float(loss.detach()), "the loss")
-                self._grad = _finite(g.detach().clone(), "the gradient")
+                value = w * _finite_loss(float(loss.detach()), "the loss")
+                grad = g.detach().clone()
+                if self._reduce is not None:
+                    packed = self._reduce(torch.cat([grad, grad.new_tensor([value])]))
+                    value, grad = float(packed[-1]), packed[:-1]
+                self._value = _finite_loss(value, "the loss")
+                self._grad = _finite(grad, "the gradient")
         return self._graph
 
     # --------------------------------------------------------------- public
@@ -171,12 +181,15 @@ class HVPEngine:
     def hvp(self, v: torch.Tensor) -> torch.Tensor:
         """``∇²f(θ) v`` for ``v`` of the shape and dtype of θ."""
         if self.method == "double_backward":
-            out = self._hvp_double_backward(v)
+            out = self._summed(self._hvp_double_backward(v))
         elif self.method == "forward_over_reverse":
-            out = self._hvp_forward_over_reverse(v)
+            out = self._summed(self._hvp_forward_over_reverse(v))
         else:
-            out = self._hvp_finite_difference(v)
+            out = self._hvp_finite_difference(v)  # of gradients already summed
         return _finite(out, "a Hessian-vector product")
+
+    def _summed(self, t: torch.Tensor) -> torch.Tensor:
+        return self._reduce(t.contiguous()) if self._reduce is not None else t
 
     def hvps(self, V: torch.Tensor) -> torch.Tensor:
         """``∇²f(θ) V`` for ``V`` of shape ``(n, b)``, with one pass over the data for all
@@ -191,7 +204,7 @@ class HVPEngine:
             out = self._block_double_backward(V)
         else:
             out = self._block_forward_over_reverse(V)
-        return _finite(out, "a Hessian-vector product")
+        return _finite(self._summed(out), "a Hessian-vector product")
 
     def _columns(self, g: torch.Tensor, leaf: torch.Tensor, V: torch.Tensor, keep: bool):
         """``[∂⟨g, v_j⟩/∂leaf]_j`` through one graph of ``g`` (kept if ``keep``): one

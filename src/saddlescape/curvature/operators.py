@@ -210,6 +210,8 @@ class HessianOperator(SymmetricOperator):
         reduction: str | None = None,
         batch_size_fn: Callable[[Any], float] | None = None,
         batch_loss: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
+        cache: bool | None = None,
+        distributed: Any = False,
     ) -> HessianOperator:
         """The Hessian of a model's loss on a dataset w.r.t. (a subset of) its parameters.
 
@@ -237,6 +239,18 @@ class HessianOperator(SymmetricOperator):
           ``"train"`` (BatchNorm on each batch's statistics — the loss training minimizes,
           so the batching defines it; running statistics are never updated; random layers
           are refused).
+        - ``cache``: data that can be iterated again and is not a list or tuple (a
+          ``DataLoader``) is *streamed* by default: read again at every pass, so memory
+          stays that of one batch; each pass checks (by cheap fingerprints) that it yields
+          the batches of the first, and a shuffling loader is refused. ``cache=True`` holds
+          the first pass's batches instead (a fixed snapshot, as for a list).
+          Batches are moved to the parameters' device.
+        - ``distributed``: ``True`` (the default process group) or a
+          ``torch.distributed`` group: each rank passes its own shard of the data, and the
+          loss, gradient and every product are all-reduced with the weights of one process
+          holding all shards (uneven shards included), so every rank gets the same bits
+          and any algorithm run with the same seed agrees across ranks. Every rank needs
+          at least one batch and the same parameters.
 
         Construction copies the parameters and buffers: later changes to the model change
         nothing here. The module docstring of :mod:`saddlescape.curvature._empirical_risk`
@@ -263,8 +277,11 @@ class HessianOperator(SymmetricOperator):
             reduction=reduction,
             batch_size_fn=batch_size_fn,
             batch_loss=batch_loss,
+            cache=cache,
+            distributed=distributed,
         )
-        engine = HVPEngine(risk.terms, risk.theta, method, context=risk.context)
+        reduce = risk.all_reduce if distributed not in (False, None) else None
+        engine = HVPEngine(risk.terms, risk.theta, method, context=risk.context, reduce=reduce)
         engine.gradient()  # value and gradient now: a bad loss fails at construction
         risk.check_deterministic()
         op = cls(engine, param_names=risk.names, param_shapes=risk.shapes)
