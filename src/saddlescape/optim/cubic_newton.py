@@ -54,6 +54,7 @@ parameters as one vector, so every parameter group must share its hyperparameter
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -64,13 +65,25 @@ import torch
 from scipy.optimize import brentq
 
 from ..errors import ConfigError, DivergenceError, check_positive
-from .base import Closure, ParamsT, SaddleOptimizer, check_hyper, check_hyper_int
+from .base import Closure, ParamsT, SaddleOptimizer, check_hyper, check_hyper_int, eager_step
 
 __all__ = ["CubicNewton", "CubicStep", "solve_cubic_subproblem"]
 
 Solver = Literal["krylov", "gd"]
+_BB_CAP = 1e4  # longest Barzilai–Borwein step of the gd solver, in units of the safe step
 _MIN_KRYLOV = 5  # Lanczos steps before the Krylov solver may stop (small spaces: all of R^n)
-_HYPER = ("M", "subproblem", "subproblem_iters", "subproblem_tol", "perturbation")
+_HYPER = (
+    "M",
+    "subproblem",
+    "subproblem_iters",
+    "subproblem_tol",
+    "perturbation",
+    "adaptive",
+    "M_min",
+)
+#: ARC's constants (Cartis, Gould & Toint 2011, Algorithm 2.1): accept when ρ ≥ η₁, lower M
+#: when ρ ≥ η₂ (very successful), raise or lower it by the factor γ
+ETA1, ETA2, GAMMA_M = 0.1, 0.9, 2.0
 
 
 @dataclass(frozen=True)
@@ -78,7 +91,13 @@ class CubicStep:
     """Diagnostics of the last step: ``step_norm = ‖s‖``, ``model_decrease`` = −m(s) ≥ 0
     (the model's predicted decrease), ``lambda_min``/``lambda_max`` the extreme Ritz values
     of H seen by the solver (they lie inside [λ_min(H), λ_max(H)]), ``grad_norm = ‖g‖``,
-    the subproblem's ``iterations``, ``hvps``, and ``converged`` (its test was met)."""
+    the subproblem's ``iterations``, ``hvps``, and ``converged`` (its test was met).
+
+    The model's decrease is that of the unperturbed model (gradient g, not g̃). Filled in
+    by :class:`CubicNewton` (the defaults for a bare :func:`solve_cubic_subproblem`):
+    ``accepted`` (the ARC test passed and x moved), ``ratio`` ρ = actual/predicted
+    decrease, ``M`` the regularization this step used, and the step's ``grad_evals`` and
+    ``f_evals`` (closure calls for derivatives, and for f(x + s) alone)."""
 
     step_norm: float
     model_decrease: float
@@ -88,6 +107,11 @@ class CubicStep:
     iterations: int
     hvps: int
     converged: bool
+    accepted: bool = True
+    ratio: float = float("nan")
+    M: float = float("nan")
+    grad_evals: int = 0
+    f_evals: int = 0
 
 
 class CubicNewton(SaddleOptimizer):
@@ -102,17 +126,39 @@ class CubicNewton(SaddleOptimizer):
             at the dimension; 2000 for gd).
         subproblem_tol: relative tolerance on the model's gradient.
         perturbation: relative size σ/‖g‖ of the random perturbation of g.
+        adaptive: ARC's acceptance test and adaptive M (default True; False takes every
+            step with the fixed M, as Nesterov & Polyak's method with a known M ≥ ρ).
+        M_min: the smallest M the adaptive rule may lower M to (default: the initial M,
+            so that with M ≥ ρ no step is ever rejected and the iterates are those of the
+            fixed-M method).
         seed, generator: the perturbation's random stream.
 
-    Counters: :attr:`iterations`, :attr:`grad_evals` (closure calls), :attr:`hvps`;
-    :attr:`last_step` holds :class:`CubicStep` diagnostics.
+    **Acceptance and adaptive M** (Cartis, Gould & Toint, "Adaptive cubic regularisation
+    methods for unconstrained optimization", Math. Program. 127 (2011), Algorithm 2.1;
+    Nesterov & Polyak 2006, §5.1). After solving the model, f(x + s) is evaluated (one
+    more closure call, :attr:`f_evals`) and ρ = (f(x) − f(x + s))/(f(x) − m(s)) compares
+    the actual with the predicted decrease. If ρ < η₁ = 0.1 the step is rejected (x stays,
+    :attr:`rejections` counts it) and M doubles; if ρ ≥ η₂ = 0.9 (very successful) M is
+    halved, down to ``M_min``. So f never increases, even with an M far below ρ. A step
+    that the model says cannot decrease f (its decrease ≤ 0, possible only through the
+    solver's tiny perturbation of g at a minimum) is not taken, and a step below the
+    rounding of x is taken without a test. Every group holds the same M, updated in place.
+
+    **Counters**: :attr:`iterations` (calls of :meth:`step`, accepted or not),
+    :attr:`grad_evals` (closure calls for derivatives, including finite differences),
+    :attr:`f_evals`, :attr:`hvps`, :attr:`rejections`; :attr:`last_step` holds the
+    :class:`CubicStep` of the last step (its own HVPs, evaluations, ρ, M, acceptance).
+
+    **Complex parameters** are refused by name (optimize ``torch.view_as_real(z)``).
+    **torch.compile**: :meth:`step` runs eagerly (it solves the subproblem on the host,
+    in NumPy and SciPy); ``torch.compile(opt.step)`` returns the eager result exactly.
 
     **No learning rate.** The Nesterov–Polyak step ``x ← x + argmin_s m(s)`` takes the
     model's minimizer whole; its length is set by ``M`` (and ‖∇f‖, the curvature), not by
     a step size. Its parameter groups therefore have no ``"lr"`` key and torch's
     learning-rate schedulers do not apply (constructing one raises ``KeyError``). To
     shorten steps, raise ``M`` between steps (``opt.param_groups[0]["M"] = ...``; every
-    group must hold the same value).
+    group must hold the same value) — the adaptive rule does this by itself.
 
     >>> x = torch.zeros(2, dtype=torch.float64, requires_grad=True)   # exact saddle of
     >>> f = lambda: 0.5 * x[0] ** 2 + 0.25 * x[1] ** 4 - 0.5 * x[1] ** 2  # Lee et al.'s f
@@ -121,8 +167,8 @@ class CubicNewton(SaddleOptimizer):
     ...     _ = opt.step(f)
     >>> [round(abs(v), 6) for v in x.tolist()]    # a minimum (0, ±1)
     [0.0, 1.0]
-    >>> opt.iterations, opt.grad_evals, opt.hvps > 0
-    (30, 30, True)
+    >>> opt.iterations, opt.grad_evals, opt.rejections, opt.hvps > 0
+    (30, 30, 0, True)
     """
 
     requires_closure = True
@@ -140,6 +186,8 @@ class CubicNewton(SaddleOptimizer):
         subproblem_iters: int | None = None,
         subproblem_tol: float = 1e-8,
         perturbation: float = 1e-6,
+        adaptive: bool = True,
+        M_min: float | None = None,
         seed: int | None = None,
         generator: torch.Generator | None = None,
     ) -> None:
@@ -149,8 +197,12 @@ class CubicNewton(SaddleOptimizer):
             "subproblem_iters": subproblem_iters,
             "subproblem_tol": subproblem_tol,
             "perturbation": perturbation,
+            "adaptive": adaptive,
+            "M_min": M_min,
         }
         self._hvps = 0
+        self._f_evals = 0
+        self._rejections = 0
         self.last_step: CubicStep | None = None
         super().__init__(params, defaults, batched=False, seed=seed, generator=generator)
 
@@ -165,6 +217,17 @@ class CubicNewton(SaddleOptimizer):
             )
         group["subproblem_tol"] = check_hyper("subproblem_tol", group["subproblem_tol"])
         group["perturbation"] = check_hyper("perturbation", group["perturbation"], allow_zero=True)
+        if not isinstance(group["adaptive"], bool):
+            raise ConfigError(f"adaptive must be True or False, got {group['adaptive']!r}")
+        if group["M_min"] is None:
+            group["M_min"] = group["M"]
+        group["M_min"] = check_hyper("M_min", group["M_min"])
+        for p in group["params"]:
+            if p.is_complex():
+                raise ConfigError(
+                    "CubicNewton does not support complex parameters (its Hessian-vector "
+                    "products are real): optimize torch.view_as_real(z) as a real parameter"
+                )
 
     # ------------------------------------------------------------------ counters
     @property
@@ -174,19 +237,34 @@ class CubicNewton(SaddleOptimizer):
         return self._hvps
 
     @property
+    def f_evals(self) -> int:
+        """Closure calls made only to read f(x + s) for the acceptance test."""
+        return self._f_evals
+
+    @property
+    def rejections(self) -> int:
+        """Steps whose trial point failed the acceptance test (x did not move, M rose)."""
+        return self._rejections
+
+    @property
     def counters(self) -> dict[str, Any]:
-        return {**super().counters, "hvps": self._hvps}
+        return {
+            **super().counters,
+            "hvps": self._hvps,
+            "f_evals": self._f_evals,
+            "rejections": self._rejections,
+        }
 
-    def state_dict(self) -> dict[str, Any]:
-        sd = super().state_dict()
-        sd["saddlescape"]["hvps"] = self._hvps
-        return sd
+    def _saddle_state(self, index: dict[int, int]) -> dict[str, Any]:
+        return {"hvps": self._hvps, "f_evals": self._f_evals, "rejections": self._rejections}
 
-    def load_state_dict(self, state_dict: dict[str, Any]) -> None:
-        super().load_state_dict(state_dict)
-        self._hvps = int(state_dict.get("saddlescape", {}).get("hvps", 0))
+    def _load_saddle_state(self, extra: dict[str, Any], params: list[torch.Tensor]) -> None:
+        self._hvps = int(extra.get("hvps", 0))
+        self._f_evals = int(extra.get("f_evals", 0))
+        self._rejections = int(extra.get("rejections", 0))
 
     # ------------------------------------------------------------------ step
+    @eager_step
     def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
         """One cubic-Newton step; returns the loss at the point before the step."""
         closure = self._need_closure(closure)
@@ -195,6 +273,7 @@ class CubicNewton(SaddleOptimizer):
             raise ConfigError("CubicNewton has no parameter that requires grad")
         hp = self.param_groups[0]
         step_no = self._iterations
+        evals0, f_evals0 = self._grad_evals, self._f_evals
         with torch.enable_grad():
             loss = closure()
         self._grad_evals += 1
@@ -234,15 +313,61 @@ class CubicNewton(SaddleOptimizer):
         )
         if not bool(torch.isfinite(s).all()):
             raise DivergenceError(f"CubicNewton: non-finite step at step {step_no}")
-        with torch.no_grad():
-            offset = 0
-            for p in params:
-                k = p.numel()
-                p.add_(s[offset : offset + k].view_as(p).to(p.dtype))
-                offset += k
-        self.last_step = info
+        evals = self._grad_evals - evals0
+        accepted, ratio, M = True, float("nan"), hp["M"]
+        adaptive = hp["adaptive"]
+        if adaptive and info.model_decrease <= 0:
+            # the (unperturbed) model predicts no decrease: s = 0 is as good, so x stays and
+            # M is left alone (the solver's tiny perturbation of g moved it, at a minimum)
+            accepted = False
+        else:
+            with torch.no_grad():
+                old = [p.detach().clone() for p in params] if adaptive else []
+                offset = 0
+                for p in params:
+                    k = p.numel()
+                    p.add_(s[offset : offset + k].view_as(p).to(p.dtype))
+                    offset += k
+            x_norm = math.sqrt(sum(float(o.double().square().sum()) for o in old))
+            eps = float(torch.finfo(params[0].dtype).eps)
+            if adaptive and info.step_norm > 4 * eps * x_norm:  # else x + s rounds to x
+                accepted, ratio = self._accept(closure, float(loss.detach()), info.model_decrease)
+                if not accepted:  # back to x_k, and a larger M shortens the next step
+                    with torch.no_grad():
+                        for p, o in zip(params, old, strict=True):
+                            p.copy_(o)
+                    self._rejections += 1
+                    new_m = GAMMA_M * M
+                elif ratio >= ETA2:  # very successful: a smaller M allows a longer step
+                    new_m = max(M / GAMMA_M, hp["M_min"])
+                else:
+                    new_m = M
+                for group in self.param_groups:
+                    group["M"] = new_m
+        f_evals = self._f_evals - f_evals0
+        self.last_step = dataclasses.replace(
+            info, accepted=accepted, ratio=ratio, M=M, grad_evals=evals, f_evals=f_evals
+        )
         self._iterations += 1
         return loss.detach()
+
+    def _accept(self, closure: Closure, f0: float, predicted: float) -> tuple[bool, float]:
+        """ARC's test (Cartis, Gould & Toint 2011, Alg. 2.1; Nesterov & Polyak 2006, §5.1):
+        ρ = (f(x) − f(x + s))/(f(x) − m(s)), accept when ρ ≥ η₁. A change below the
+        rounding of f (a step at a minimum) is accepted without touching M."""
+        with torch.enable_grad():
+            trial = closure()
+        self._f_evals += 1
+        f1 = float(trial.detach()) if isinstance(trial, torch.Tensor) else float(trial)
+        if not math.isfinite(f1):
+            return False, -math.inf
+        actual = f0 - f1
+        eps = float(torch.finfo(self.param_groups[0]["params"][0].dtype).eps)
+        noise = 16 * eps * max(abs(f0), abs(f1))
+        if predicted <= noise and abs(actual) <= noise:
+            return True, float("nan")
+        ratio = actual / predicted if predicted > 0 else -math.inf
+        return ratio >= ETA1, ratio
 
     def _derivatives(
         self, loss: torch.Tensor, params: list[torch.Tensor], closure: Closure
@@ -285,12 +410,13 @@ class CubicNewton(SaddleOptimizer):
             return flat.detach().to(torch.float64), hvp
 
         # finite differences through a closure that calls backward() itself
-        if any(p.grad is None for p in params):
+        if all(p.grad is None for p in params):
             raise ConfigError(
                 "CubicNewton: the closure must return the loss with its graph (no backward, "
                 "for exact Hessian-vector products) or call backward() itself"
             )
-        g0 = [p.grad.detach().clone() for p in params]
+        # a parameter the loss does not use has no .grad: its gradient is zero
+        g0 = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params]
         theta = [p.detach().clone() for p in params]
         flat_g = torch.cat([g.reshape(-1) for g in g0]).to(torch.float64)
         eps = torch.finfo(params[0].dtype).eps
@@ -307,7 +433,9 @@ class CubicNewton(SaddleOptimizer):
             with torch.enable_grad():
                 closure()
             self._grad_evals += 1
-            return torch.cat([p.grad.reshape(-1) for p in params]).to(torch.float64)
+            return torch.cat(
+                [(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1) for p in params]
+            ).to(torch.float64)
 
         def hvp_fd(v: torch.Tensor) -> torch.Tensor:
             nv = float(v.norm())
@@ -357,11 +485,15 @@ def solve_cubic_subproblem(
     if method == "krylov":
         # at g = 0 the model is solved exactly from a random start (pure hard case)
         b = g + (perturbation * gnorm) * u
-        return _krylov(b, gnorm, hvp, M, max_iters, tol, u)
-    if method == "gd":
+        s, info = _krylov(b, gnorm, hvp, M, max_iters, tol, u)
+    elif method == "gd":
         b = g + (perturbation * (gnorm if gnorm > 0 else 1.0)) * u
-        return _gradient_descent(b, gnorm, hvp, M, max_iters, tol, gen)
-    raise ConfigError(f"subproblem must be 'krylov' or 'gd', got {method!r}")
+        s, info = _gradient_descent(b, gnorm, hvp, M, max_iters, tol, gen)
+    else:
+        raise ConfigError(f"subproblem must be 'krylov' or 'gd', got {method!r}")
+    # the decrease of the unperturbed model: m_g(s) = m_b(s) − (b − g)ᵀs
+    decrease = info.model_decrease + float((b - g) @ s)
+    return s, dataclasses.replace(info, model_decrease=decrease)
 
 
 def _krylov(
@@ -459,16 +591,41 @@ def _gradient_descent(
     Hs = -r_c * Hb
     converged = False
     it = 0
+    best: tuple[float, torch.Tensor] | None = None
+    prev: tuple[torch.Tensor, torch.Tensor] | None = None  # s and ∇m(s) of the last step
     for it in range(1, max_iters + 1):  # noqa: B007
         sn = float(s.norm())
         grad = b + Hs + rho * sn * s
+        value = float(b @ s) + 0.5 * float(s @ Hs) + (M / 6) * sn**3
+        if best is None or value < best[0]:
+            best = (value, s)
         if float(grad.norm()) <= tol * (bnorm + rho * sn**2):
             converged = True
             break
-        s = s - eta * grad
+        # Barzilai–Borwein step ‖Δs‖²/⟨Δs, Δ∇m⟩ where the model curves upwards along Δs,
+        # never shorter than Carmon & Duchi's safe η; else η itself (negative curvature:
+        # the fixed step grows the escape direction geometrically, as in their analysis).
+        # A long step that leaves the ball ‖s‖ ≤ R, which holds the global minimizer, is
+        # replaced by the safe one.
+        new = s - eta * grad
+        if prev is not None:
+            ds, dg = s - prev[0], grad - prev[1]
+            curv = float(ds @ dg)
+            if curv > 0:
+                step = min(float(ds @ ds) / curv, _BB_CAP * eta)
+                if step > eta:
+                    trial = s - step * grad
+                    if float(trial.norm()) <= R:
+                        new = trial
+        prev = (s, grad)
+        s = new
         Hs = H(s)
+    else:  # budget spent: the iterate with the lowest model value (BB is not monotone)
+        sn = float(s.norm())
+        value = float(b @ s) + 0.5 * float(s @ Hs) + (M / 6) * sn**3
+        if best is not None and best[0] < value:
+            value, s = best
     sn = float(s.norm())
-    value = float(b @ s) + 0.5 * float(s @ Hs) + (M / 6) * sn**3
     return s, CubicStep(
         step_norm=sn,
         model_decrease=-value,
