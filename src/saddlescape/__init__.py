@@ -12,7 +12,7 @@ Four packages, one direction of flow::
 
 from importlib.metadata import PackageNotFoundError, version
 
-from . import curvature, experiments, optim, problems
+from . import curvature, experiments, landscape, optim, problems
 from .errors import (
     ConfigError,
     CurvatureError,
@@ -37,6 +37,7 @@ __all__ = [
     "__version__",
     "curvature",
     "experiments",
+    "landscape",
     "optim",
     "problems",
 ]

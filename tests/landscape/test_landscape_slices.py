@@ -230,3 +230,16 @@ def test_empirical_risk_loss_matches_the_operator_value():
 
     with pytest.raises(CurvatureError, match="entries"):
         risk.loss(torch.zeros(3, dtype=torch.float64))
+
+
+def test_progress_callback_counts_grid_points_and_bar_runs():
+    p = problems.get("lee-2d")
+    d = user_directions(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 1.0]))
+    seen = []
+    s = slice_2d(p, d, center=torch.zeros(2), resolution=6, batch_points=10, callback=seen.append)
+    assert [e.hvps for e in seen] == [10, 20, 30, 36] and {e.budget for e in seen} == {36}
+    assert {e.task for e in seen} == {"slice_2d"} and seen[-1].estimate["loss"] == float(
+        s.losses[-1, -1]
+    )
+    again = slice_2d(p, d, center=torch.zeros(2), resolution=6, progress=True)  # a bar: same bits
+    assert torch.equal(again.losses, s.losses)

@@ -27,7 +27,6 @@ from typing import Any
 import numpy as np
 import torch
 
-from .. import plotting
 from ..errors import ConfigError
 from .result import Landscape
 
@@ -62,6 +61,8 @@ def _on_plane(offplane: torch.Tensor, s: Landscape) -> np.ndarray:
 
 def _overlay(ax: Any, s: Landscape, k: int) -> None:
     """Critical points and the trajectory on 2-D (``k = 2``) or 1-D axes."""
+    from .. import plotting  # matplotlib loads on first drawing, not on import
+
     if s.path is not None:
         p = s.path.numpy()
         on = bool(_on_plane(s.path_offplane, s).all())  # type: ignore[arg-type]
@@ -108,6 +109,8 @@ def plot_contour(
 ) -> Any:
     """Filled contours of a 2-D slice with labelled contour lines, a colour bar and the
     overlays; returns the figure. ``log=True`` draws ``log10(f − min f + 1e-12)``."""
+    from .. import plotting  # matplotlib loads on first drawing, not on import
+
     if s.ndim != 2:
         raise ConfigError("contours need a 2-D slice (slice_2d)")
     with plotting.style():
@@ -143,6 +146,8 @@ def _values(s: Landscape, log: bool) -> tuple[np.ndarray, str]:
 
 def plot_surface(s: Landscape, ax: Any = None, *, log: bool = False) -> Any:
     """The 2-D slice as a 3-D surface (viridis by height); returns the figure."""
+    from .. import plotting  # matplotlib loads on first drawing, not on import
+
     if s.ndim != 2:
         raise ConfigError("a surface needs a 2-D slice (slice_2d)")
     with plotting.style():
@@ -170,6 +175,8 @@ def plot_curve(
     log: bool = False,
 ) -> Any:
     """1-D slices as curves on one axes (several: a legend), critical points marked."""
+    from .. import plotting  # matplotlib loads on first drawing, not on import
+
     items = [slices] if isinstance(slices, Landscape) else list(slices)
     if not items or any(s.ndim != 1 for s in items):
         raise ConfigError("curves need 1-D slices (slice_1d or interpolate)")
@@ -199,6 +206,8 @@ def plot_landscape(
     (``kind="contour"``), a surface (``"surface"``) or both side by side (``"both"``).
     ``log=True``: colours and heights by ``log10(f − min f + 1e-12)`` (2-D), or a log loss
     axis (1-D, positive losses)."""
+    from .. import plotting  # matplotlib loads on first drawing, not on import
+
     if kind not in PLOT_KINDS:
         raise ConfigError(f"plot kind must be one of {', '.join(PLOT_KINDS)}, got {kind!r}")
     if s.ndim == 1:
