@@ -243,3 +243,18 @@ def test_progress_callback_counts_grid_points_and_bar_runs():
     )
     again = slice_2d(p, d, center=torch.zeros(2), resolution=6, progress=True)  # a bar: same bits
     assert torch.equal(again.losses, s.losses)
+
+
+def test_a_streamed_dataloader_gives_the_same_slice_as_its_batches():
+    from torch.utils.data import DataLoader, TensorDataset
+
+    model, batches = _bn_net_and_data()
+    X = torch.cat([b[0] for b in batches])
+    y = torch.cat([b[1] for b in batches])
+    loader = DataLoader(TensorDataset(X, y), batch_size=5, shuffle=False)
+    streamed = LossTarget.from_model(model, nn.CrossEntropyLoss(), loader, mode="train")
+    held = LossTarget.from_model(model, nn.CrossEntropyLoss(), batches, mode="train")
+    d = random_directions(held.center, seed=2, shapes=held.shapes)
+    a = slice_2d(streamed, d, span=0.5, resolution=3)
+    b = slice_2d(held, d, span=0.5, resolution=3)
+    assert torch.allclose(a.losses, b.losses, atol=1e-14, rtol=0)

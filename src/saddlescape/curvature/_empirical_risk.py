@@ -723,7 +723,8 @@ class EmpiricalRisk:
         Rows are evaluated together with ``torch.func.vmap`` when ``batched`` (memory ∝ B ×
         one batch's activations) and one after another when vmap cannot run the model
         (data-dependent control flow, in-place updates) or ``batched=False``; both give the
-        same values up to rounding. Each batch's loss is read exactly as for the gradient,
+        same values up to rounding. Each batch's loss is read exactly as for the gradient
+        (streamed data is read again; with ``distributed`` the ranks' sums are all-reduced),
         so this is the value the curvature operators differentiate.
 
         >>> import torch
@@ -753,6 +754,8 @@ class EmpiricalRisk:
                 if values is None:
                     values = torch.stack([_loss_of(fn(t)).reshape(()) for t in rows])
                 total += c * values.to(torch.float64)
+        if self._group is not None:  # data-parallel: the sum over the ranks' shards
+            total = self.all_reduce(total.to(_collective_device(self._group))).to(rows.device)
         return total.reshape(theta.shape[:-1])
 
     def check_deterministic(self) -> None:
