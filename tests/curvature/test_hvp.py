@@ -6,7 +6,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from saddlescape.curvature import HVP_METHODS, HessianOperator
-from saddlescape.errors import ConfigError
+from saddlescape.errors import ConfigError, CurvatureError
 
 
 def rosenbrock(x):
@@ -62,3 +62,24 @@ def test_linear_function_has_zero_hessian(method):
     op = HessianOperator.from_function(lambda x: 3 * x.sum(), torch.ones(4), method=method)
     assert torch.equal(op.matvec(torch.ones(4)), torch.zeros(4))
     assert torch.allclose(op.gradient(), torch.full((4,), 3.0))
+
+
+def test_finite_differences_measure_their_error_and_refuse_a_fast_changing_hessian():
+    # x ↦ Σ x_i⁴/4 + x_i²: smooth at the step's scale, whatever ‖x‖ (large here: 20·√n)
+    x = torch.full((400,), 20.0, dtype=torch.float64)
+    f = lambda t: (t**4 / 4 + t**2).sum()  # noqa: E731
+    op = HessianOperator.from_function(f, x, method="finite_difference")
+    v = torch.randn(400, dtype=torch.float64, generator=torch.Generator().manual_seed(0))
+    exact = (3 * x**2 + 2) * v
+    error = float(torch.linalg.vector_norm(op @ v - exact) / torch.linalg.vector_norm(exact))
+    assert error < 1e-8  # the step would be 6.9e-2 if scaled by ‖x‖ = 400, not by rms(x)
+    assert error / 10 < op.error_estimate < 1e-8  # an honest estimate of what it reached
+    # float32 and a Hessian that changes on the scale of the step: refused by name
+    y = torch.full((50,), 0.3, dtype=torch.float32)
+    wiggly = HessianOperator.from_function(
+        lambda t: torch.sin(400 * t).sum(), y, method="finite_difference"
+    )
+    with pytest.raises(CurvatureError, match=r"reaches only .* relative accuracy"):
+        wiggly @ torch.ones(50)
+    exact_op = HessianOperator.from_function(lambda t: (t**2).sum(), y.double())
+    assert exact_op.error_estimate == 0.0

@@ -150,10 +150,11 @@ class HessianOperator(SymmetricOperator):
     """The Hessian ``∇²f(x)`` at a point, applied through Hessian-vector products.
 
     Build it with :meth:`from_function` or :meth:`from_model`. ``matvec``/``matmat``
-    compute exact products (up to rounding; ``method="finite_difference"`` to about
-    ``ε_mach^{2/3}``) and count them in :attr:`hvps`; :meth:`gradient` and :meth:`loss`
-    give ``∇f`` and ``f`` at the point (computed once). Attributes: ``method`` (the HVP
-    method used), ``param_names`` (model parameters in vector order, or ``None``).
+    compute exact products (up to rounding; ``method="finite_difference"`` to an estimated
+    error, refused above 1e-3 relative, see :attr:`error_estimate`) and count them in
+    :attr:`hvps`; :meth:`gradient` and :meth:`loss` give ``∇f`` and ``f`` at the point
+    (computed once). Attributes: ``method`` (the HVP method used), ``param_names`` (model
+    parameters in vector order, or ``None``), :attr:`passes` (passes over the data).
     """
 
     def __init__(
@@ -313,8 +314,15 @@ class HessianOperator(SymmetricOperator):
         """Passes over the data so far (value/gradient included): a product on a single
         batch reuses its retained graph (0 passes), on several batches or by
         forward-over-reverse it takes 1, and ``matmat`` takes 1 for all its columns;
-        finite differences take 2 per column."""
+        finite differences take 4 per column."""
         return self._engine.passes
+
+    @property
+    def error_estimate(self) -> float:
+        """The largest relative error estimated for a ``"finite_difference"`` product so far
+        (Richardson; products estimated worse than 1e-3 are refused); 0 for the exact
+        methods."""
+        return self._engine.fd_error
 
     # ---------------------------------------------------------------- the point
     def gradient(self) -> torch.Tensor:
