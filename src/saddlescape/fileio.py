@@ -16,14 +16,23 @@ file in place. OS errors become one-line :class:`~saddlescape.errors.OutputError
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
+import re
 import secrets
 from collections.abc import Iterator
 from pathlib import Path
 
 from .errors import OutputError
 
-__all__ = ["StagedWrites", "atomic_path", "write_bytes", "write_text"]
+__all__ = [
+    "StagedWrites",
+    "atomic_path",
+    "check_writable",
+    "remove_stale_temps",
+    "write_bytes",
+    "write_text",
+]
 
 
 def _umask() -> int:
@@ -42,11 +51,48 @@ def _temp_name(path: Path) -> Path:
     return path.with_name("." + path.stem[: max(1, 200 - len(tag))] + tag)
 
 
+#: The temporary names :func:`_temp_name` makes: ``.STEM.PID-HEX.tmpSUFFIX``.
+_TEMP = re.compile(r"^\..*\.(\d+)-[0-9a-f]{8}\.tmp[^/]*$")
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def remove_stale_temps(folder: str | Path) -> int:
+    """Remove the temporary files that writers killed mid-write (SIGKILL, a signal, a power
+    cut) left in ``folder``: those whose writer process is gone. Returns how many."""
+    removed = 0
+    with contextlib.suppress(OSError):
+        for entry in os.scandir(folder):
+            match = _TEMP.match(entry.name)
+            if match and entry.is_file() and not _pid_alive(int(match.group(1))):
+                with contextlib.suppress(OSError):
+                    os.unlink(entry.path)
+                    removed += 1
+    return removed
+
+
 def _check_target(path: Path, doing: str) -> None:
-    if path.name in ("", ".", ".."):
-        raise OutputError.from_os_error(OSError(21, "Is a directory"), path, doing=doing)
-    if path.is_dir():
-        raise OutputError.from_os_error(OSError(21, "Is a directory"), path, doing=doing)
+    try:
+        is_dir = path.name in ("", ".", "..") or path.is_dir()
+    except OSError as exc:  # a name too long
+        raise OutputError.from_os_error(exc, path, doing=doing) from None
+    if is_dir:
+        raise OutputError.from_os_error(OSError(errno.EISDIR, "Is a directory"), path, doing=doing)
+
+
+def _name_max(folder: Path) -> int:
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError):
+        return 255
 
 
 def _finish(tmp: Path, path: Path) -> None:
@@ -85,6 +131,26 @@ def atomic_path(path: str | Path, *, doing: str = "write") -> Iterator[Path]:
     except BaseException:
         _discard(tmp)
         raise
+
+
+def check_writable(path: str | Path, *, doing: str = "write", hint: str = "") -> None:
+    """Refuse now, with one-line :class:`OutputError`, a ``path`` that :func:`atomic_path`
+    could not write later (a folder, a name too long, a read-only or missing folder): a
+    temporary file is created beside it and removed again; ``path`` itself is not touched.
+    For checks before long work whose result would otherwise be lost."""
+    path = Path(path)
+    _check_target(path, doing)
+    tmp = _temp_name(path)
+    try:
+        path.parent.stat()  # a missing folder or a path through a file, named as such
+        if len(os.fsencode(path.name)) > _name_max(path.parent):
+            raise OSError(errno.ENAMETOOLONG, "File name too long", str(path))
+        with open(tmp, "xb"):
+            pass
+    except OSError as exc:
+        raise OutputError.from_os_error(exc, path, doing=doing, hint=hint) from None
+    finally:
+        _discard(tmp)
 
 
 def write_bytes(path: str | Path, data: bytes) -> None:

@@ -8,7 +8,7 @@ import errno
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import typer
 from rich.markup import escape
@@ -170,7 +170,9 @@ def reproduce_command(
         pool.shutdown()
     run_seconds = time.perf_counter() - t0
     with console.status("analyzing and writing the report"):
-        sections, index = _write_report(folder, folder, None, all_runs=False)
+        sections, index = _write_report(
+            folder, folder, None, all_runs=False, elsewhere="choose a writable --out folder"
+        )
     chosen = set(names)
     title = (
         f"reproduce{' --quick' if quick else ''}: {len(names)} experiment(s), "
@@ -210,25 +212,39 @@ def _print_verdicts(verdicts: Sequence[tuple[Any, str]]) -> None:
 
 
 def _write_report(
-    folder: Path, to: Path, names: Sequence[str] | None, *, all_runs: bool
+    folder: Path,
+    to: Path,
+    names: Sequence[str] | None,
+    *,
+    all_runs: bool,
+    elsewhere: str = "write the report elsewhere with --to DIR",
 ) -> tuple[list[Any], Path]:
     """Read ``folder``'s store (read-only), analyze, write the report into ``to``; warn
     about stored rows that were skipped; a folder that cannot be written says so."""
+    from ..fileio import check_writable
     from ..report import build_sections, open_store, render_html, store_notes
 
     with open_store(folder) as store:
+        if to.is_dir():  # refuse an unwritable folder now, not after the analysis
+            try:
+                check_writable(to / "index.html", doing="write the report into")
+            except OutputError as exc:
+                _unwritable(exc, elsewhere)
         sections = build_sections(store, names, all_runs=all_runs)
         notes = store_notes(store)
     warn(notes)
     try:
         index = render_html(sections, to, notes)
     except OutputError as exc:
-        unwritable = exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
-        hint = "write the report elsewhere with --to DIR" if unwritable else ""
-        hint += "; " if hint else ""
-        hint += "the previous report files were kept"
-        raise OutputError(exc.errno, f"{exc}; {hint}") from exc
+        _unwritable(exc, elsewhere)
     return sections, index
+
+
+def _unwritable(exc: OutputError, elsewhere: str) -> NoReturn:
+    """Re-raise ``exc`` with what to do and that nothing was lost."""
+    unwritable = exc.errno in (errno.EROFS, errno.EACCES, errno.EPERM)
+    hint = f"{elsewhere}; " if unwritable else ""
+    raise OutputError(exc.errno, f"{exc}; {hint}the previous report files were kept") from exc
 
 
 @app.command("report")

@@ -13,7 +13,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from ..errors import ConfigError, check_memory
-from ..fileio import atomic_path
+from ..fileio import atomic_path, check_writable
 from ..optim import names as optimizer_names
 from ..optim import run
 from ..optim.registry import get_class
@@ -109,10 +109,15 @@ def _check_out(out: Path) -> None:
     """Refuse a bad --out before the run, not after it."""
     if out.suffix not in (".csv", ".npz"):
         raise ConfigError(f"--out must end in .csv or .npz, got {str(out)!r}")
-    if not out.parent.is_dir():
+    try:
+        parent_is_dir, is_dir = out.parent.is_dir(), out.is_dir()
+    except OSError:  # a name too long: check_writable names it
+        parent_is_dir, is_dir = True, False
+    if not parent_is_dir:
         raise ConfigError(f"--out: directory {str(out.parent)!r} does not exist")
-    if out.is_dir():
+    if is_dir:
         raise ConfigError(f"--out {str(out)!r} is a folder; name a .csv or .npz file")
+    check_writable(out, doing="write the trajectory to", hint="choose another --out")
 
 
 def _check_trajectory_memory(dim: int, steps: int) -> None:

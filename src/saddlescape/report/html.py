@@ -184,13 +184,14 @@ def render_html(
     leaves the previous report as it was. A folder that cannot be written raises
     :class:`~saddlescape.errors.OutputError` naming it and the cause.
     """
-    from ..fileio import StagedWrites
+    from ..fileio import StagedWrites, remove_stale_temps
 
     out = Path(out_dir)
     try:
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise OutputError.from_os_error(exc, out, doing="create the report folder") from None
+    remove_stale_temps(out)  # left by an earlier report that was killed mid-write
     with StagedWrites(doing="write the report file") as files:
         body = [_header(sections), _summary(sections), _notes(notes)]
         for s in sections:
