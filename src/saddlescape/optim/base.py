@@ -339,6 +339,12 @@ class SaddleOptimizer(Optimizer):
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
         extra = state_dict.get(self._STATE_KEY)
+        if extra is not None and "groups" in extra:
+            raise ConfigError(
+                "state_dict: written by an older saddlescape whose clocks were per parameter "
+                "group; the clock, x̃ and f(x̃) are now global and cannot be resumed from it "
+                "bit-identically (start a new optimizer)"
+            )
         self._load_base_state_dict({k: v for k, v in state_dict.items() if k != self._STATE_KEY})
         if extra is None:
             return

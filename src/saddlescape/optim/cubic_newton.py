@@ -34,7 +34,13 @@ Subproblem solvers (``subproblem=``):
   arXiv 1612.00547): perturbed linear term g̃ = g + σu, start at the Cauchy point
   −R_c g̃/‖g̃‖ with ``R_c = −κ/M + √((κ/M)² + 2‖g̃‖/M)``, κ = g̃ᵀHg̃/‖g̃‖², and step
   η = 1/(4(β + (M/2)R)) where β ≥ ‖H‖ (a short Lanczos estimate) and R = 2β/M + √(2‖g‖/M)
-  bounds ‖s*‖. It stops when the model gradient is below ``subproblem_tol·(‖g̃‖ + (M/2)‖s‖²)``.
+  bounds ‖s*‖. Where the model curves upwards along the last move, the step is the
+  Barzilai–Borwein one, ‖Δs‖²/⟨Δs, Δ∇m⟩ (never shorter than η, at most 10⁴η, and only
+  if it stays in the ball ‖s‖ ≤ R that holds the global minimizer): on ill-conditioned
+  models it needs tens of products where the fixed step needs thousands. It stops when
+  the model gradient is below ``subproblem_tol·(‖g̃‖ + (M/2)‖s‖²)`` or, inside
+  :class:`CubicNewton`, below ARC's inexact-solve bound 0.1·min(1, h)·‖g̃‖, h = max(‖s‖, ‖g̃‖^½)
+  (Cartis, Gould & Toint 2011, §3.2, TC.s/TC.g): the acceptance test guards the step.
 
 The perturbation σ = ``perturbation``·‖g‖ draws u from the optimizer's own generator
 (``seed``/``generator``; its state is in :meth:`state_dict`). Where g = 0 exactly, the
@@ -70,6 +76,11 @@ from .base import Closure, ParamsT, SaddleOptimizer, check_hyper, check_hyper_in
 __all__ = ["CubicNewton", "CubicStep", "solve_cubic_subproblem"]
 
 Solver = Literal["krylov", "gd"]
+#: ARC's inexact-solve rule for the gd solver inside CubicNewton (Cartis, Gould & Toint
+#: 2011, §3.2, TC.s or TC.g): stop once ‖∇m(s)‖ ≤ κ·min(1, h)·‖g‖ with h = ‖s‖ or ‖g‖^½
+#: (whichever is met first); the acceptance test guards the step, and either rule keeps
+#: the outer method's fast local convergence
+_ARC_STOP = 0.1
 _BB_CAP = 1e4  # longest Barzilai–Borwein step of the gd solver, in units of the safe step
 _MIN_KRYLOV = 5  # Lanczos steps before the Krylov solver may stop (small spaces: all of R^n)
 _HYPER = (
@@ -269,8 +280,6 @@ class CubicNewton(SaddleOptimizer):
         """One cubic-Newton step; returns the loss at the point before the step."""
         closure = self._need_closure(closure)
         params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
-        if not params:
-            raise ConfigError("CubicNewton has no parameter that requires grad")
         hp = self.param_groups[0]
         step_no = self._iterations
         evals0, f_evals0 = self._grad_evals, self._f_evals
@@ -281,7 +290,9 @@ class CubicNewton(SaddleOptimizer):
             raise ConfigError("the closure must return the scalar loss as a tensor")
         if not bool(torch.isfinite(loss.detach()).all()):
             raise DivergenceError(f"CubicNewton: non-finite loss {loss.item()} at step {step_no}")
-        grad, hvp = self._derivatives(loss, params, closure)
+        grad, hvp, params = self._derivatives(loss, params, closure)
+        if not params:
+            return self._nothing_to_do(loss.detach().reshape(1))  # type: ignore[return-value]
         gnorm = float(grad.norm())
         if not math.isfinite(gnorm):
             raise DivergenceError(
@@ -309,6 +320,7 @@ class CubicNewton(SaddleOptimizer):
             max_iters=iters,
             tol=hp["subproblem_tol"],
             perturbation=hp["perturbation"],
+            arc_stop=_ARC_STOP if hp["subproblem"] == "gd" else 0.0,
             generator=self.generator,
         )
         if not bool(torch.isfinite(s).all()):
@@ -331,7 +343,9 @@ class CubicNewton(SaddleOptimizer):
             x_norm = math.sqrt(sum(float(o.double().square().sum()) for o in old))
             eps = float(torch.finfo(params[0].dtype).eps)
             if adaptive and info.step_norm > 4 * eps * x_norm:  # else x + s rounds to x
-                accepted, ratio = self._accept(closure, float(loss.detach()), info.model_decrease)
+                accepted, ratio = self._accept(
+                    closure, float(loss.detach()), info.model_decrease, eps
+                )
                 if not accepted:  # back to x_k, and a larger M shortens the next step
                     with torch.no_grad():
                         for p, o in zip(params, old, strict=True):
@@ -351,7 +365,9 @@ class CubicNewton(SaddleOptimizer):
         self._iterations += 1
         return loss.detach()
 
-    def _accept(self, closure: Closure, f0: float, predicted: float) -> tuple[bool, float]:
+    def _accept(
+        self, closure: Closure, f0: float, predicted: float, eps: float
+    ) -> tuple[bool, float]:
         """ARC's test (Cartis, Gould & Toint 2011, Alg. 2.1; Nesterov & Polyak 2006, §5.1):
         ρ = (f(x) − f(x + s))/(f(x) − m(s)), accept when ρ ≥ η₁. A change below the
         rounding of f (a step at a minimum) is accepted without touching M."""
@@ -362,7 +378,6 @@ class CubicNewton(SaddleOptimizer):
         if not math.isfinite(f1):
             return False, -math.inf
         actual = f0 - f1
-        eps = float(torch.finfo(self.param_groups[0]["params"][0].dtype).eps)
         noise = 16 * eps * max(abs(f0), abs(f1))
         if predicted <= noise and abs(actual) <= noise:
             return True, float("nan")
@@ -371,10 +386,14 @@ class CubicNewton(SaddleOptimizer):
 
     def _derivatives(
         self, loss: torch.Tensor, params: list[torch.Tensor], closure: Closure
-    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
-        """``(∇f as a flat float64 tensor, v ↦ ∇²f v)``: exact by double backward when the
-        closure left its graph, else central differences of the closure's gradients."""
+    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], list[torch.Tensor]]:
+        """``(∇f as a flat float64 tensor, v ↦ ∇²f v, the parameters x is made of)``: exact
+        by double backward when the closure left its graph, else central differences of
+        the closure's gradients. A parameter the loss does not reach (no gradient, as
+        torch.optim skips it) is not part of x; with none left, x is empty."""
         grads = None
+        if not params:
+            return torch.zeros(0, dtype=torch.float64), lambda v: v, []
         if loss.requires_grad:
             try:
                 grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
@@ -382,9 +401,11 @@ class CubicNewton(SaddleOptimizer):
                 if "second time" not in str(exc) and "freed" not in str(exc):
                     raise
         if grads is not None:
-            grads = [
-                torch.zeros_like(p) if g is None else g for p, g in zip(params, grads, strict=True)
-            ]
+            used = [(p, g) for p, g in zip(params, grads, strict=True) if g is not None]
+            if not used:
+                return torch.zeros(0, dtype=torch.float64), lambda v: v, []
+            params = [p for p, _ in used]
+            grads = [g for _, g in used]
             flat = torch.cat([g.reshape(-1) for g in grads])
             for p, g in zip(params, grads, strict=True):
                 p.grad = g.detach().clone()
@@ -407,16 +428,13 @@ class CubicNewton(SaddleOptimizer):
                     ]
                 ).to(torch.float64)
 
-            return flat.detach().to(torch.float64), hvp
+            return flat.detach().to(torch.float64), hvp, params
 
         # finite differences through a closure that calls backward() itself
-        if all(p.grad is None for p in params):
-            raise ConfigError(
-                "CubicNewton: the closure must return the loss with its graph (no backward, "
-                "for exact Hessian-vector products) or call backward() itself"
-            )
-        # a parameter the loss does not use has no .grad: its gradient is zero
-        g0 = [torch.zeros_like(p) if p.grad is None else p.grad.detach().clone() for p in params]
+        params = [p for p in params if p.grad is not None]
+        if not params:
+            return torch.zeros(0, dtype=torch.float64), lambda v: v, []
+        g0 = [p.grad.detach().clone() for p in params]
         theta = [p.detach().clone() for p in params]
         flat_g = torch.cat([g.reshape(-1) for g in g0]).to(torch.float64)
         eps = torch.finfo(params[0].dtype).eps
@@ -449,7 +467,7 @@ class CubicNewton(SaddleOptimizer):
                     p.grad = g.clone()
             return out
 
-        return flat_g, hvp_fd
+        return flat_g, hvp_fd, params
 
 
 # ---------------------------------------------------------------------- subproblem
@@ -463,6 +481,7 @@ def solve_cubic_subproblem(
     tol: float = 1e-8,
     perturbation: float = 1e-6,
     generator: torch.Generator | None = None,
+    arc_stop: float = 0.0,
 ) -> tuple[torch.Tensor, CubicStep]:
     """Approximately minimize ``⟨g, s⟩ + ½⟨Hs, s⟩ + (M/6)‖s‖³`` given ``v ↦ Hv``.
 
@@ -488,7 +507,7 @@ def solve_cubic_subproblem(
         s, info = _krylov(b, gnorm, hvp, M, max_iters, tol, u)
     elif method == "gd":
         b = g + (perturbation * (gnorm if gnorm > 0 else 1.0)) * u
-        s, info = _gradient_descent(b, gnorm, hvp, M, max_iters, tol, gen)
+        s, info = _gradient_descent(b, gnorm, hvp, M, max_iters, tol, gen, arc_stop)
     else:
         raise ConfigError(f"subproblem must be 'krylov' or 'gd', got {method!r}")
     # the decrease of the unperturbed model: m_g(s) = m_b(s) − (b − g)ᵀs
@@ -565,6 +584,7 @@ def _gradient_descent(
     max_iters: int,
     tol: float,
     gen: torch.Generator,
+    arc_stop: float = 0.0,
 ) -> tuple[torch.Tensor, CubicStep]:
     n = b.numel()
     bnorm = float(b.norm())
@@ -595,11 +615,13 @@ def _gradient_descent(
     prev: tuple[torch.Tensor, torch.Tensor] | None = None  # s and ∇m(s) of the last step
     for it in range(1, max_iters + 1):  # noqa: B007
         sn = float(s.norm())
+        h = max(sn, math.sqrt(bnorm))  # ARC's TC.s (h = ‖s‖) or TC.g (h = ‖g‖^½)
         grad = b + Hs + rho * sn * s
         value = float(b @ s) + 0.5 * float(s @ Hs) + (M / 6) * sn**3
         if best is None or value < best[0]:
             best = (value, s)
-        if float(grad.norm()) <= tol * (bnorm + rho * sn**2):
+        gn = float(grad.norm())
+        if gn <= tol * (bnorm + rho * sn**2) or gn <= arc_stop * min(1.0, h) * bnorm:
             converged = True
             break
         # Barzilai–Borwein step ‖Δs‖²/⟨Δs, Δ∇m⟩ where the model curves upwards along Δs,

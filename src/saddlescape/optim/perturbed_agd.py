@@ -255,14 +255,16 @@ class PerturbedAGD(SaddleOptimizer):
             self._check_finite(loss_y, live)
             # The NCE test on the whole vector, x_t − y_t = −(1 − θ)·v_t:
             # f(x_t) ≤ f(y_t) + ⟨∇f(y_t), x_t − y_t⟩ − (γ/2)‖x_t − y_t‖²
+            # tensor by tensor, each scaled by its group's η (so that splitting x into
+            # groups with equal hyperparameters changes no bit)
             inner = vsq = None
             for lv, bs in zip(live, bufs, strict=True):
                 lr = lv.group["lr"]
-                us = [u for u, _ in bs]
-                i_g = self._dot(lv.grads, us) * lr
-                v_g = self._sq_norm(us) * (lr * lr)
-                inner = i_g if inner is None else inner + i_g
-                vsq = v_g if vsq is None else vsq + v_g
+                for g, (u, _) in zip(lv.grads, bs, strict=True):
+                    i_t = self._dot([g], [u]) * lr
+                    v_t = self._sq_norm([u]) * (lr * lr)
+                    inner = i_t if inner is None else inner + i_t
+                    vsq = v_t if vsq is None else vsq + v_t
             assert inner is not None and vsq is not None
             wide = torch.promote_types(wide_dtype(loss_x.dtype), vsq.dtype)
             fx, fy = loss_x.to(wide), loss_y.to(wide)

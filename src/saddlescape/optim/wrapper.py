@@ -182,6 +182,8 @@ class Perturbed(Optimizer):
     def state_dict(self) -> dict[str, Any]:
         """The inner optimizer's state dict plus ``"perturbed"``: RNG state, clock, x̃ and
         f(x̃), counters."""
+        for pre in self._optimizer_state_dict_pre_hooks.values():  # the wrapper's own hooks
+            pre(self)
         sd = self.optimizer.state_dict()
         params = [p for g in self.param_groups for p in g["params"]]
         index = {id(p): i for i, p in enumerate(params)}
@@ -196,14 +198,24 @@ class Perturbed(Optimizer):
             "grad_evals": self._grad_evals,
             "jin": jin,
         }
+        for post in self._optimizer_state_dict_post_hooks.values():
+            out = post(self, sd)
+            sd = sd if out is None else out
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        for pre in self._optimizer_load_state_dict_pre_hooks.values():
+            out = pre(self, state_dict)
+            state_dict = state_dict if out is None else out
         extra = state_dict.get("perturbed")
         self.optimizer.load_state_dict({k: v for k, v in state_dict.items() if k != "perturbed"})
         self._sync()  # torch replaces the inner optimizer's groups and state objects
-        if extra is None:
-            return
+        if extra is not None:
+            self._load_own(extra)
+        for post in self._optimizer_load_state_dict_post_hooks.values():
+            post(self)
+
+    def _load_own(self, extra: dict[str, Any]) -> None:
         self.generator.set_state(extra["rng_state"].clone())
         self.seed = extra["seed"]
         self._grad_evals = int(extra["grad_evals"])
@@ -245,7 +257,9 @@ class Perturbed(Optimizer):
                 stacklevel=2,
             )
             return None if loss0 is None else loss0[0]
-        sq = _sq_norm([real_view(p.grad) for p in params]).reshape(1)
+        if any(p.grad.is_sparse for p in params):  # type: ignore[union-attr]
+            raise ConfigError("Perturbed does not support sparse gradients")
+        sq = _sq_norm([real_view(p.grad) for p in params]).reshape(1)  # type: ignore[arg-type]
         perturb = jin.perturb_due(sq, self.grad_threshold, self.interval)
         stop = None
         finite = sq.isfinite().all()
