@@ -66,10 +66,24 @@ class PerturbedAGD(SaddleOptimizer):
             else: δ = s·v_t/‖v_t‖, x_{t+1} = argmin f over {x_t + δ, x_t − δ}
             v_{t+1} = 0
 
+    The paper's x is the whole parameter vector: ‖∇f‖, the perturbation clock, the NCE
+    test and δ are global over all groups (the parameters that have a gradient at this
+    step), so ``theta``, ``gamma``, ``s``, ``grad_threshold`` and ``interval`` must be the
+    same in every group; ``lr`` and ``radius`` may differ.
+
+    **Velocity and LR schedulers.** The velocity is kept in gradient units, u_t = v_t/η,
+    as torch's SGD keeps its momentum buffer: y_t = x_t + (1 − θ)·η_t·u_t,
+    u_{t+1} = (1 − θ)u_t − ∇f(y_t), x_{t+1} = x_t + η_t·u_{t+1}. With a constant η this is
+    the paper's iteration exactly; when a scheduler changes η, the momentum's
+    displacement scales with it (stored in parameter units, cutting η would not damp it).
+
     The NCE test is applied only where v_t ≠ 0 (at v_t = 0 it holds with equality and δ is
     undefined; the step is then a plain gradient step). Being a second-order difference it
     is decided by rounding when ‖x_t − y_t‖ ≤ √ulp·(1 + ‖x_t‖) or its margin is under a few
     ulps of |f|: there it is skipped (otherwise it fires near minima, where ‖v_t‖ → 0).
+    That guard, 8·ulp·(|f(x_t)| + |f(y_t)|), is the rounding of the computed losses: adding
+    a constant to f changes no decision in float64, but in float32 a constant of 10³ costs
+    the loss itself the digits the test would need, and the test then fires less often.
     :meth:`step` needs a closure (as for LBFGS): it evaluates f and ∇f at x_t and at y_t
     (two closure calls per step, one while v = 0), once more after a perturbation, and twice
     more for an NCE with ‖v‖ < s. Batched mode: per-run norms, clocks, momentum and NCE;
