@@ -164,6 +164,7 @@ def test_tuple_contract_and_model_that_returns_its_loss(capsys, tmp_path):
         (["certify", "--model", "{m}", "--at", "0,0"], "--at only apply to a PROBLEM"),
         (["spectrum", "--model", "{m}", "--set", "a=1"], "--set only apply to a PROBLEM"),
         (["certify", "lee-2d", "--mode", "train"], "--mode only apply with --model"),
+        (["spectrum", "lee-2d", "--layers"], "--layers needs --model"),
         (["certify", "--model", "{m}", "--mode", "test"], "--mode must be 'eval' or 'train'"),
         (["certify", "--model", "{m}:bad_return"], "must return (model, loss_fn, data)"),
         (["certify", "--model", "{m}:bad_keys"], "returned unknown keys ['loss']"),
@@ -210,3 +211,13 @@ def test_model_errors_are_one_line(capsys, tmp_path, args, message):
     assert code == 2, err
     assert message in " ".join(err.split())
     assert "Traceback" not in err and err.strip().startswith("error:")
+
+
+def test_spectrum_layers_of_a_model(capsys, tmp_path):
+    out_png = tmp_path / "bn.png"
+    args = ["spectrum", "--model", str(EXAMPLE), "--model-arg", "n=64", "--layers"]
+    code, out, _ = run(capsys, *args, "--probes", "1", "--steps", "4", "--out", str(out_png))
+    assert code == 0, out
+    assert (tmp_path / "bn-layers.png").stat().st_size > 5000
+    blocks = [line.split("│")[1].strip() for line in out.splitlines() if line.count("│") == 7]
+    assert blocks == ["0", "1", "5"]  # conv, batch norm, linear: the modules with parameters

@@ -3,6 +3,8 @@ numbers of one process holding all the data, and the same bits on both ranks."""
 
 from __future__ import annotations
 
+import datetime
+
 import pytest
 import torch
 import torch.distributed as dist
@@ -49,13 +51,20 @@ def _measure(op):
 
 
 def _rank_main(rank: int, init_file: str, out: str) -> None:
-    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=WORLD)
+    dist.init_process_group(
+        "gloo",
+        init_method=f"file://{init_file}",
+        rank=rank,
+        world_size=WORLD,
+        timeout=datetime.timedelta(seconds=120),
+    )
     try:
         torch.set_num_threads(1)
         model, loss, shards = _problem()
         for mode in ("train", "eval"):
             op = HessianOperator.from_model(model, loss, shards[rank], mode=mode, distributed=True)
             torch.save(_measure(op), f"{out}/{mode}-rank{rank}.pt")
+        dist.barrier()  # no rank tears the file store down while another still reads it
     finally:
         dist.destroy_process_group()
 
@@ -86,3 +95,23 @@ def test_distributed_needs_an_initialized_group():
     model, loss, shards = _problem()
     with pytest.raises(ConfigError, match=r"needs torch\.distributed initialized"):
         HessianOperator.from_model(model, loss, shards[0], distributed=True)
+
+
+def test_the_torchrun_example_agrees_on_both_ranks(tmp_path):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    example = Path(__file__).resolve().parents[2] / "examples" / "distributed_lambda_max.py"
+    env = {**os.environ, "OMP_WAIT_POLICY": "PASSIVE"}
+    command = [sys.executable, "-m", "torch.distributed.run", "--standalone"]
+    command += ["--nproc-per-node", "2", str(example)]
+    done = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
+    assert len(lines) == 2
+    first, second = (line.split(": ", 1)[1] for line in lines)
+    assert first == second and "on 2 ranks" in first

@@ -279,6 +279,12 @@ def spectrum_command(
     log: bool = typer.Option(False, "--log", help="Log-scale density axis."),
     seed: int = typer.Option(0, "--seed", help="Probe seed."),
     progress: bool | None = _PROGRESS,
+    layers: bool = typer.Option(
+        False,
+        "--layers",
+        help="With --model: also λ_min, λ_max and the trace of each module's diagonal block "
+        "of the Hessian, tabled and plotted to OUT-layers.png.",
+    ),
 ) -> None:
     """Hessian spectral density at a point (stochastic Lanczos quadrature), plotted."""
     from ..curvature import HessianOperator, lanczos
@@ -286,6 +292,8 @@ def spectrum_command(
 
     flags = {"--dim": dim, "--set": set_, "--at": at, "--at-critical": at_critical}
     problem, user = _source(problem_name, model, model_arg, mode, flags)
+    if layers and user is None:
+        raise ConfigError("--layers needs --model: the blocks are the modules of a model")
     name = problem.name if problem is not None else user.stem
     out = Path(out) if out is not None else Path(f"spectrum-{name}.png")
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
@@ -320,3 +328,24 @@ def spectrum_command(
     t.add_row("seconds", f"{density.seconds + ext.seconds:.3g}")
     t.add_row("plot", str(out))
     console.print(t)
+    if layers:
+        _print_layers(op, out, seed, show)
+
+
+def _print_layers(op: Any, out: Path, seed: int, show: bool) -> None:
+    from ..curvature import layer_spectra, plot_layer_spectra
+
+    spectra = layer_spectra(op, "module", tol=1e-6, seed=seed, progress=show)
+    where = out.with_name(f"{out.stem}-layers{out.suffix}")
+    plot_layer_spectra(spectra).savefig(where, dpi=120)
+    t = Table(title="diagonal blocks of the Hessian, one per module", title_justify="left")
+    for column in ("block", "size", "λ_min", "λ_max", "trace", "HVPs"):
+        t.add_column(column, overflow="fold")
+    for x in spectra.layers:
+        trace_text = f"{x.trace:.4g}" + (f" ± {x.trace_error:.1g}" if x.trace_error else "")
+        t.add_row(
+            x.name, str(x.size), f"{x.lambda_min:.4g}", f"{x.lambda_max:.4g}", trace_text,
+            str(x.hvps),
+        )  # fmt: skip
+    console.print(t)
+    console.print(f"plot: {where}  ({spectra.hvps} HVPs, {spectra.seconds:.3g} s)")

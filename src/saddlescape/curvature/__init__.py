@@ -13,6 +13,7 @@ from .certify import (
 from .density import SpectralDensity, plot_spectral_density, spectral_density
 from .hvp import METHODS as HVP_METHODS
 from .lanczos import EigenResult, lanczos
+from .layers import LayerCurvature, LayerSpectra, layer_spectra, plot_layer_spectra
 from .operators import DenseOperator, HessianOperator, SymmetricOperator
 from .power import power_iteration
 from .smoothness import (
@@ -33,6 +34,8 @@ __all__ = [
     "EigenResult",
     "HessianLipschitzResult",
     "HessianOperator",
+    "LayerCurvature",
+    "LayerSpectra",
     "NegativeCurvature",
     "SharpnessRecord",
     "SharpnessTracker",
@@ -45,6 +48,8 @@ __all__ = [
     "has_negative_curvature",
     "hessian_lipschitz",
     "lanczos",
+    "layer_spectra",
+    "plot_layer_spectra",
     "plot_spectral_density",
     "power_iteration",
     "smoothness",
