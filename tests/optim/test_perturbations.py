@@ -60,3 +60,21 @@ def test_sphere_per_run_norm_and_gaussian_std():
     assert torch.allclose(s.norm(dim=1), torch.full((100,), 2.5), rtol=1e-5)
     (n,) = gaussian([torch.zeros(N, dtype=torch.float64)], 0.1, generator=g)
     assert float(n.std()) == pytest.approx(0.1, rel=0.03)
+
+
+@pytest.mark.parametrize("dtype", [torch.complex64, torch.complex128])
+def test_complex_draws_are_vectors_of_r_2n(dtype):
+    """The issue: for radius 1 and n = 1000 complex entries the samplers gave ‖ball‖ = 4.0
+    and ‖sphere‖ = 8.7. A complex tensor is its 2n real parts (view_as_real): the sphere
+    draw has norm exactly r, the ball's radius r·U^{1/(2n)} ≤ r, and the real and
+    imaginary parts are equally spread."""
+    g = torch.Generator().manual_seed(0)
+    like = [torch.zeros(1000, dtype=dtype)]
+    (s,) = uniform_sphere(like, 1.0, generator=g)
+    (b,) = uniform_ball(like, 1.0, generator=g)
+    assert s.dtype == dtype and b.dtype == dtype
+    assert float(torch.view_as_real(s).double().norm()) == pytest.approx(1.0, rel=1e-6)
+    nb = float(torch.view_as_real(b).double().norm())
+    assert 0.99 < nb <= 1.0 + 1e-6  # U^{1/2000} is within 1 % of 1 w.p. > 1 − 1e-8
+    ratio = float(s.real.square().sum() / s.imag.square().sum())
+    assert 0.8 < ratio < 1.25
