@@ -75,7 +75,10 @@ COMPILE_REASON = (
 def eager_step(step: Callable[..., Any]) -> Callable[..., Any]:
     """Exclude an optimizer's ``step`` from ``torch.compile`` (see the module docstring:
     ``torch.compile(opt.step)`` then runs this eager step and equals it bit for bit)."""
-    return torch.compiler.disable(step, reason=COMPILE_REASON)
+    try:
+        return torch.compiler.disable(step, reason=COMPILE_REASON)
+    except TypeError:  # torch < 2.6 has no reason= argument
+        return torch.compiler.disable(step)
 
 
 def check_hyper(name: str, value: Any, *, allow_zero: bool = False) -> float:
