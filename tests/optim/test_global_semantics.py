@@ -317,3 +317,28 @@ def test_perturbed_wrapper_refuses_closure_optimizers_and_bad_values_by_name():
     x.grad = torch.zeros_like(x)
     with pytest.raises(ConfigError, match="f_threshold"):
         opt.step()  # the stop test needs the loss
+
+
+@pytest.mark.parametrize(
+    ("cls", "base", "key", "other"),
+    [
+        (optim.PerturbedGD, {"lr": 0.1}, "grad_threshold", 0.5),
+        (optim.PerturbedGD, {"lr": 0.1}, "interval", 7),
+        (optim.PerturbedAGD, {"lr": 0.1}, "theta", 0.5),
+        (optim.PerturbedAGD, {"lr": 0.1}, "s", 0.5),
+        (optim.NoisyGD, {"lr": 0.1}, "noise", "gaussian"),
+        (optim.CubicNewton, {"M": 1.0}, "M", 2.0),
+    ],
+)
+def test_tests_on_the_whole_vector_need_one_value_in_every_group(cls, base, key, other):
+    """A hyperparameter that is a test on the whole vector cannot differ between groups:
+    refused by name; a per-group ``lr`` (or ``radius``) is fine."""
+    from saddlescape.errors import ConfigError
+
+    a = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    b = torch.zeros(2, dtype=torch.float64, requires_grad=True)
+    with pytest.raises(ConfigError, match=key):
+        cls([{"params": [a]}, {"params": [b], key: other}], **base)
+    if "lr" in base:
+        opt = cls([{"params": [a]}, {"params": [b], "lr": 0.01}], **base)
+        assert [g["lr"] for g in opt.param_groups] == [0.1, 0.01]
