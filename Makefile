@@ -7,7 +7,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: install bench-install bench reproduce reproduce-full test lint format clean
+.PHONY: install bench-install bench bench-scale reproduce reproduce-full test lint format clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -26,6 +26,12 @@ bench: bench-install
 	$(BIN)/python benchmarks/curvature.py
 	$(BIN)/python benchmarks/optimizers.py
 	$(BIN)/python benchmarks/runner.py
+
+# issue 12: 300k/1M-parameter CNN and a transformer vs PyHessian, curvlinops, eigenthings
+# (about an hour on 2 cores); benchmarks/gpu.sh runs it on a CUDA device
+bench-scale: bench-install
+	$(BIN)/python benchmarks/scale.py
+	$(BIN)/python benchmarks/scale.py --ranks 2 --models cnn
 
 reproduce: $(STAMP)
 	$(BIN)/saddlescape reproduce --quick --out results
