@@ -7,7 +7,8 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 
-.PHONY: install bench-install bench bench-scale reproduce reproduce-full test lint format clean
+.PHONY: install bench-install bench bench-scale reproduce reproduce-full test lint format clean \
+	docs-install gallery docs docs-serve
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -33,6 +34,30 @@ bench-scale: bench-install
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/scale.py --ranks 2 --models cnn
 
+# The documentation site (mkdocs.yml; docs/README.md). The gallery comes from a real
+# `reproduce --quick` run into $(GALLERY_RUN) (resumable: a second `make docs` only
+# re-analyzes); `make docs` builds with --strict, so any warning, broken link or missing
+# API entry fails it.
+DOCS_STAMP  := $(VENV)/.docs-installed
+GALLERY_RUN ?= build/docs-run
+export NO_MKDOCS_2_WARNING := 1
+
+$(DOCS_STAMP): $(STAMP)
+	$(BIN)/pip install --quiet -e '.[docs]'
+	touch $(DOCS_STAMP)
+
+docs-install: $(DOCS_STAMP)
+
+gallery: $(DOCS_STAMP)
+	$(BIN)/saddlescape reproduce --quick --no-progress --out $(GALLERY_RUN)
+	$(BIN)/python docs/gen_gallery.py $(GALLERY_RUN) docs/gallery
+
+docs: gallery
+	$(BIN)/mkdocs build --strict
+
+docs-serve: gallery
+	$(BIN)/mkdocs serve
+
 reproduce: $(STAMP)
 	$(BIN)/saddlescape reproduce --quick --out results
 
@@ -53,4 +78,4 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks examples
 
 clean:
-	rm -rf $(VENV) results results-full .pytest_cache
+	rm -rf $(VENV) results results-full .pytest_cache site docs/gallery build/docs-run
