@@ -25,11 +25,9 @@ import pytest
 from saddlescape.cli import main
 from saddlescape.runner import Store, load_runs
 
-TINY_GD_RATE = (
-    "--set", "gd-rate.problem=himmelblau", "--set", "beta_factor=1", "--set", "n_init=2",
-    "--set", "n_eps=2", "--set", "eps_min=0.01",
-)  # fmt: skip
-TINY_RUN = tuple(a.replace("gd-rate.", "") for a in TINY_GD_RATE)
+sys.path.insert(0, str(Path(__file__).parent))
+from cli_helpers import TINY_GD_RATE, TINY_RUN
+
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 
 
@@ -44,15 +42,6 @@ def _one_line_error(err: str) -> str:
     assert len(lines) == 1 and lines[0].startswith("error: "), err
     assert "Traceback" not in err
     return lines[0]
-
-
-@pytest.fixture(scope="module")
-def good_results(tmp_path_factory) -> Path:
-    out = tmp_path_factory.mktemp("good") / "res"
-    argv = ["reproduce", "--only", "gd-rate", "--quick", "--out", str(out), *TINY_GD_RATE]
-    assert main([*argv, "--executor", "sequential", "--no-progress"]) == 0
-    assert (out / "index.html").stat().st_size > 10_000
-    return out
 
 
 def _copy(src: Path, dst: Path) -> Path:

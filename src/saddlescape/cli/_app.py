@@ -175,7 +175,9 @@ def fitted_tables(
     mins = [_min_width(c, [r[i] for r in rows]) for i, c in enumerate(columns)]
 
     def build(indices: Sequence[int]) -> Table:
-        table = Table(**{"box": box.SIMPLE_HEAD, "show_edge": False, **table_options})
+        # columns apart by two spaces (the box's blank divider and one of padding)
+        options = {"box": box.SIMPLE_HEAD, "show_edge": False, "pad_edge": False}
+        table = Table(**{**options, "padding": (0, 1, 0, 0), **table_options})
         for i in indices:
             c = columns[i]
             table.add_column(

@@ -7,13 +7,22 @@ from collections import Counter
 from typing import Any
 
 import typer
+from rich.markup import escape
 from rich.table import Table
 
 from ..errors import ConfigError
 from ..problems import KINDS, Problem, get, names, parameters
 from ..problems.registry import dimension_parameter
 from ..runner.config import parse_sets
-from ._app import app, console, format_vector, refuse_out_of_memory
+from ._app import (
+    Column,
+    app,
+    console,
+    fitted_tables,
+    format_vector,
+    print_tables,
+    refuse_out_of_memory,
+)
 
 #: Dense Hessians (for the eigenvalue range of each critical point) up to this dimension.
 DENSE_HESSIAN_MAX_DIM = 200
@@ -33,7 +42,8 @@ def problems_command(
     if name is None:
         if dim is not None or set_:
             raise ConfigError("--dim and --set need a problem name: saddlescape problems NAME")
-        console.print(zoo_table())
+        print_tables("[bold]saddlescape problems[/]", zoo_table())
+        console.print(_ZOO_NOTE)
         return
     with refuse_out_of_memory(
         f"problem {name!r} with these parameters", "reduce --dim or --set sizes"
@@ -42,7 +52,9 @@ def problems_command(
         summary = _summary(problem)  # lists the critical points
     console.print(summary)
     if problem.critical_points:
-        console.print(critical_point_table(problem))
+        tables, note = critical_point_table(problem)
+        print_tables(f"critical points of {escape(problem.describe())}", tables)
+        console.print(f"[dim]{note}[/]")
     else:
         console.print(f"{problem.name} lists no critical points (its docstring says why).")
 
@@ -90,47 +102,62 @@ def _convert(name: str, key: str, text: str, accepted: dict[str, object]) -> Any
     return text
 
 
-def zoo_table() -> Table:
-    """One row per registered problem, built with its default parameters."""
-    table = Table(
-        title="saddlescape problems",
-        title_justify="left",
-        caption="dim: default dimension (← the parameter --dim sets); "
-        "min/sad/max/deg: known critical points by kind",
-        caption_justify="left",
-    )
-    table.add_column("name and parameters", overflow="fold", ratio=3)
-    table.add_column("dim", overflow="fold", ratio=1)
-    for column in ("ℓ", "ρ", "f_min"):
-        table.add_column(column, justify="right", overflow="fold", ratio=1)
-    table.add_column("min/sad/max/deg", justify="center", overflow="fold", ratio=1)
+def zoo_table() -> list[Table]:
+    """One row per registered problem, built with its default parameters: tables that show
+    every value whole at the terminal's width (names are never broken; parameters wrap
+    between entries)."""
+    columns = [
+        Column("name and parameters", wrap=True),
+        Column("dim"),
+        Column("ℓ", justify="right"),
+        Column("ρ", justify="right"),
+        Column("f_min", justify="right"),
+        Column("min/sad/\nmax/deg", justify="center"),
+    ]
+    rows = []
     for problem_name in names():
         dim_key = dimension_parameter(problem_name)
         try:
             p = get(problem_name)
         except Exception as exc:  # a broken problem should not hide the others
-            table.add_row(f"[bold]{problem_name}[/]\n[red]{exc}[/]", "?", "", "", "", "")
+            rows.append([f"[bold]{problem_name}[/]\n[red]{escape(str(exc))}[/]", "?", *[""] * 4])
             continue
         params = ", ".join(f"{k}={_fmt_param(v)}" for k, v in p.params.items())
         counts = Counter(c.kind for c in p.critical_points)
-        table.add_row(
-            f"[bold]{problem_name}[/]" + (f"\n[dim]{params}[/]" if params else ""),
-            f"{p.dim} ← {dim_key}" if dim_key else str(p.dim),
-            _fmt(p.smoothness),
-            _fmt(p.hessian_lipschitz),
-            _fmt(p.f_min),
-            "/".join(str(counts[k]) for k in KINDS) if counts else "—",
+        rows.append(
+            [
+                f"[bold]{problem_name}[/]" + (f"\n[dim]{escape(params)}[/]" if params else ""),
+                f"{p.dim} ← {dim_key}" if dim_key else str(p.dim),
+                _fmt(p.smoothness),
+                _fmt(p.hessian_lipschitz),
+                _fmt(p.f_min),
+                "/".join(str(counts[k]) for k in KINDS) if counts else "—",
+            ]
         )
-    return table
+    return fitted_tables(columns, rows, show_lines=False)
 
 
-def critical_point_table(problem: Problem) -> Table:
-    """Index, kind, value, coordinates and Hessian eigenvalue range of each critical point."""
-    table = Table(title=f"critical points of {problem.describe()}", title_justify="left")
-    for column in ("#", "kind", "f", "x", "λ_min", "λ_max"):
-        table.add_column(column, overflow="fold")
+_ZOO_NOTE = (
+    "[dim]dim: default dimension (← the parameter --dim sets); min/sad/max/deg: known "
+    "critical points by kind[/]"
+)
+
+
+def critical_point_table(problem: Problem) -> tuple[list[Table], str]:
+    """Index, kind, value, coordinates and Hessian eigenvalue range of each critical point:
+    tables that fit the terminal (coordinates wrap between entries), and a note on where
+    the eigenvalues come from."""
+    columns = [
+        Column("#", justify="right"),
+        Column("kind"),
+        Column("f", justify="right"),
+        Column("x", wrap=True),
+        Column("λ_min", justify="right"),
+        Column("λ_max", justify="right"),
+    ]
     dense = problem.dim <= DENSE_HESSIAN_MAX_DIM
     closed_form = getattr(problem, "hessian_spectrum", None)
+    rows = []
     for i, point in enumerate(problem.critical_points):
         if dense:
             ev = _eigvalsh(problem.hessian(point.x))
@@ -139,17 +166,16 @@ def critical_point_table(problem: Problem) -> Table:
             ev = closed_form(point)
             lo, hi = _fmt(float(ev[0])), _fmt(float(ev[-1]))
         else:
-            lo = hi = f"skipped (dim > {DENSE_HESSIAN_MAX_DIM})"
-        table.add_row(
-            str(i), point.kind, _fmt(point.value), format_vector(point.x, head=3, digits=6), lo, hi
-        )
-    if not problem.critical_points:
-        table.caption = "no critical points are known for this problem"
-    elif dense:
-        table.caption = "λ: eigenvalues of the dense Hessian"
+            lo = hi = "skipped"
+        x = format_vector(point.x, head=3, digits=6)
+        rows.append([str(i), point.kind, _fmt(point.value), x, lo, hi])
+    if dense:
+        note = "λ: eigenvalues of the dense Hessian"
     elif closed_form is not None:
-        table.caption = "λ: closed-form Hessian eigenvalues"
-    return table
+        note = "λ: closed-form Hessian eigenvalues"
+    else:
+        note = f"λ: skipped (dim > {DENSE_HESSIAN_MAX_DIM}: no dense Hessian)"
+    return fitted_tables(columns, rows), note
 
 
 def _summary(p: Problem) -> str:
