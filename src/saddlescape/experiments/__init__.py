@@ -23,3 +23,4 @@ from . import dimension  # noqa: F401  isort: skip
 from . import saddle_escape  # noqa: F401  isort: skip
 from . import edge_of_stability  # noqa: F401  isort: skip
 from . import certify_network  # noqa: F401  isort: skip
+from . import acceleration  # noqa: F401  isort: skip
