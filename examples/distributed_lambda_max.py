@@ -42,12 +42,17 @@ def main() -> None:
     op = HessianOperator.from_model(model, nn.CrossEntropyLoss(), shard, distributed=True)
     ends = lanczos(op, k=1, which="both", tol=1e-6, seed=0)
     tr = trace(op, "hutch++", num_matvecs=60, seed=0)
-    line = (
-        f"rank {rank}/{world}: {op.description}; lambda_min {ends.eigenvalues[0]:.6g}, "
-        f"lambda_max {ends.eigenvalues[-1]:.6g}, trace {tr.estimate:.6g} "
-        f"({ends.hvps + tr.hvps} products, {ends.passes + tr.passes} passes)"
-    )
-    print(line, flush=True)
+    numbers = (ends.eigenvalues.tolist(), tr.estimate)
+    gathered: list = [None] * world
+    dist.all_gather_object(gathered, numbers)  # every rank computed the same bits?
+    if rank == 0:
+        print(
+            f"{op.description}; lambda_min {ends.eigenvalues[0]:.6g}, "
+            f"lambda_max {ends.eigenvalues[-1]:.6g}, trace {tr.estimate:.6g} "
+            f"({ends.hvps + tr.hvps} products, {ends.passes + tr.passes} passes); "
+            f"all ranks agree: {all(g == numbers for g in gathered)}",
+            flush=True,
+        )
     dist.barrier()
     dist.destroy_process_group()
 

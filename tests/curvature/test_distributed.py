@@ -111,7 +111,6 @@ def test_the_torchrun_example_agrees_on_both_ranks(tmp_path):
         command, capture_output=True, text=True, timeout=300, cwd=tmp_path, env=env
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    lines = sorted(line for line in done.stdout.splitlines() if line.startswith("rank "))
-    assert len(lines) == 2
-    first, second = (line.split(": ", 1)[1] for line in lines)
-    assert first == second and "on 2 ranks" in first
+    lines = [line for line in done.stdout.splitlines() if "lambda_max" in line]
+    assert len(lines) == 1, done.stdout  # rank 0 reports
+    assert "on 2 ranks" in lines[0] and lines[0].endswith("all ranks agree: True")
