@@ -27,6 +27,8 @@ import os
 import shutil
 import signal
 import socket
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -366,6 +368,7 @@ class RayExecutor(_Map):
             ) from None
         self._ray = ray
         self._owns_cluster = False
+        self._reaper: subprocess.Popen | None = None
         if not ray.is_initialized():
             kwargs: dict[str, Any] = {"include_dashboard": False, "log_to_driver": True}
             if address:
@@ -379,6 +382,7 @@ class RayExecutor(_Map):
                     ) from None
             else:
                 ray.init(num_cpus=_default_workers(workers), **kwargs)
+                self._reaper = _start_reaper()
             self._owns_cluster = True
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
         self.workers = workers if workers is not None else max(cluster_cpus, 1)
@@ -394,6 +398,80 @@ class RayExecutor(_Map):
         if self._owns_cluster and self._ray.is_initialized():
             self._ray.shutdown()
         self._owns_cluster = False
+        if self._reaper is not None:  # the cluster is down: its processes are gone
+            with contextlib.suppress(OSError):
+                self._reaper.stdin.write(b"q")  # type: ignore[union-attr]
+                self._reaper.stdin.close()  # type: ignore[union-attr]
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._reaper.wait(timeout=10)
+            self._reaper = None
+
+
+#: Run by :func:`_start_reaper` in its own process: while the driver (its parent) lives,
+#: note the processes below it every 0.2 s; once the driver is gone (SIGKILL gives Ray no
+#: chance to stop its cluster), kill those that are still there. "q" on its stdin ends it.
+_REAPER = r"""
+import os, select, signal, sys, time
+driver, me = os.getppid(), os.getpid()
+
+def table():
+    out = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat") as fh:
+                    fields = fh.read().rsplit(")", 1)[1].split()
+                out[int(d)] = (int(fields[1]), fields[19])  # ppid, start time
+            except (OSError, IndexError, ValueError):
+                pass
+    return out
+
+def below(root, procs):
+    kids = {}
+    for pid, (ppid, _) in procs.items():
+        kids.setdefault(ppid, []).append(pid)
+    seen, todo = {}, [root]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            if k != me and k not in seen:
+                seen[k] = procs[k][1]
+                todo.append(k)
+    return seen
+
+known = {}
+while True:
+    if select.select([sys.stdin], [], [], 0.2)[0]:
+        if sys.stdin.buffer.read1(1) == b"q":
+            sys.exit(0)  # the sweep shut its cluster down itself
+        break  # end of input without "q": the driver died
+    procs = table()
+    if driver not in procs or os.getppid() != driver:
+        break
+    known.update(below(driver, procs))
+for sig in (signal.SIGTERM, signal.SIGKILL):
+    procs = table()
+    for pid, start in known.items():
+        if pid in procs and procs[pid][1] == start:
+            try:
+                os.kill(pid, sig)
+            except OSError:
+                pass
+    time.sleep(1.0)
+"""
+
+
+def _start_reaper() -> subprocess.Popen | None:
+    """A small watcher process that kills the local Ray cluster this process started if
+    this process dies without shutting it down (Linux: it reads ``/proc``)."""
+    if not os.path.isdir("/proc/self"):
+        return None
+    return subprocess.Popen(
+        [sys.executable, "-c", _REAPER],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,  # a Ctrl-C for the sweep is not one for the reaper
+    )
 
 
 def _check_reachable(address: str, timeout: float = 5.0) -> None:
