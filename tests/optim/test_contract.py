@@ -29,7 +29,7 @@ import torch
 
 from saddlescape import optim
 from saddlescape.errors import ConfigError
-from saddlescape.optim import CubicNewton, Perturbed
+from saddlescape.optim import CubicNewton, Perturbed, SaddleFreeNewton
 
 
 @dataclass(frozen=True)
@@ -50,6 +50,11 @@ class Case:
 
     def build(self, params: Any, **overrides: Any) -> torch.optim.Optimizer:
         return self.factory(params, **{**self.hyper, **overrides})
+
+
+def _size(case: Case) -> str:
+    """The hyperparameter that sets the step length: lr, or a Newton method's M or damping."""
+    return case.lr or ("M" if "M" in case.hyper else "damping")
 
 
 def _wrapped(inner: Callable[..., torch.optim.Optimizer]) -> Callable[..., torch.optim.Optimizer]:
@@ -110,6 +115,24 @@ CASES: dict[str, Case] = {
         noisy=False,
         lr=None,
         bad=(("subproblem_tol", -1.0), ("perturbation", -1.0)),
+    ),
+    "sfn": Case(
+        SaddleFreeNewton,
+        # λ ≥ 0.1: on this rank-deficient problem the null-space part of g is rounding noise
+        # that 1/λ amplifies (1e4× at λ = 1e-4), so float32 could not track float64 closely
+        {"rank": 2, "damping": 1.0, "min_damping": 0.1, "seed": 0},
+        graph=True,
+        noisy=False,
+        lr=None,
+        bad=(("rank", 0), ("damping", 0.0), ("line_search", 1), ("n_damping", 0)),
+    ),
+    "sfn-newton": Case(
+        SaddleFreeNewton,
+        {"rank": 3, "damping": 1e-1, "absolute": False, "line_search": False, "seed": 0},
+        graph=True,
+        noisy=False,
+        lr=None,
+        bad=(("absolute", "no"), ("lanczos_tol", -1.0), ("max_hvps", 0)),
     ),
     "perturbed-sgd-momentum": Case(
         _wrapped(lambda ps, lr: torch.optim.SGD(ps, lr=lr, momentum=0.9)),
@@ -326,7 +349,7 @@ def test_tensor_hyperparameter_equals_float(key):
     if isinstance(case.build([torch.zeros(1, requires_grad=True)]), Perturbed):
         name = "radius"  # the inner optimizer's lr is torch's own business
     else:
-        name = case.lr or "M"
+        name = _size(case)
     runs = []
     for value in (case.hyper[name], torch.tensor(case.hyper[name], dtype=torch.float64)):
         w, b, x = wbi()
@@ -584,7 +607,7 @@ def test_group_without_lr_gets_the_default(key):
     the constructor's value. Splitting the parameters into groups with equal
     hyperparameters changes nothing — every decision is on the whole vector."""
     case = CASES[key]
-    name = case.lr or "M"
+    name = _size(case)
     w, b, x = wbi()
     if isinstance(case.build([torch.zeros(1, requires_grad=True)]), Perturbed):
         opt = case.build([{"params": [w]}, {"params": [b], "lr": case.hyper["lr"]}])

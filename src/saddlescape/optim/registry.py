@@ -20,6 +20,7 @@ _OPTIMIZERS: dict[str, tuple[str, str]] = {
     "noisy": ("noisy_gd", "NoisyGD"),
     "pagd": ("perturbed_agd", "PerturbedAGD"),
     "cubic": ("cubic_newton", "CubicNewton"),
+    "sfn": ("saddle_free_newton", "SaddleFreeNewton"),
 }
 
 
