@@ -36,10 +36,12 @@ bench-scale: bench-install
 
 # The documentation site (mkdocs.yml; docs/README.md). The gallery comes from a real
 # `reproduce --quick` run into $(GALLERY_RUN) (resumable: a second `make docs` only
-# re-analyzes); `make docs` builds with --strict, so any warning, broken link or missing
-# API entry fails it.
-DOCS_STAMP  := $(VENV)/.docs-installed
-GALLERY_RUN ?= build/docs-run
+# re-analyzes; GALLERY_ONLY=a,b limits it to some experiments, the others then show as
+# not run); `make docs` builds with --strict, so any warning, broken link or missing API
+# entry fails it.
+DOCS_STAMP   := $(VENV)/.docs-installed
+GALLERY_RUN  ?= build/docs-run
+GALLERY_ONLY ?=
 export NO_MKDOCS_2_WARNING := 1
 
 $(DOCS_STAMP): $(STAMP)
@@ -49,7 +51,8 @@ $(DOCS_STAMP): $(STAMP)
 docs-install: $(DOCS_STAMP)
 
 gallery: $(DOCS_STAMP)
-	$(BIN)/saddlescape reproduce --quick --no-progress --out $(GALLERY_RUN)
+	$(BIN)/saddlescape reproduce --quick --no-progress --out $(GALLERY_RUN) \
+		$(if $(GALLERY_ONLY),--only $(GALLERY_ONLY))
 	$(BIN)/python docs/gen_gallery.py $(GALLERY_RUN) docs/gallery
 
 docs: gallery
