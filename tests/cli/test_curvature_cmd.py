@@ -91,7 +91,11 @@ def test_certify_high_dimensional_default_point(capsys):
         (["certify", "mlp-digits"], "lists no critical points"),
         (["spectrum", "lee-2d", "--out", "plot.txt"], "--out must end in"),
         (["spectrum", "lee-2d", "--at-critical", "-1"], "out of range"),
-        (["spectrum", "lee-2d", "--probes", "0"], "num_probes"),
+        (["spectrum", "lee-2d", "--probes", "0"], "--probes must be >= 1"),
+        (["spectrum", "lee-2d", "--probes", "99999999999999999999"], "--probes must be <="),
+        (["spectrum", "lee-2d", "--steps", "0"], "--steps must be >= 1"),
+        (["spectrum", "quadratic-saddle", "--dim", "300000000"], "reduce --dim"),
+        (["certify", "quadratic-saddle", "--dim", "300000000"], "of memory, more than"),
     ],
 )
 def test_errors_are_one_line(capsys, args, message):

@@ -24,9 +24,10 @@ import torch
 import typer
 from rich.table import Table
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_count, check_memory
+from ..plotting import save_figure
 from ..problems import Problem
-from ._app import app, console, format_vector, parse_vector
+from ._app import app, console, format_vector, parse_vector, refuse_out_of_memory
 from .problems_cmd import build_problem
 
 _AT = typer.Option(None, "--at", help="The point, comma-separated: x1,x2,...")
@@ -89,7 +90,16 @@ def _source(
         if given:
             raise ConfigError(f"{', '.join(given)} only apply with --model")
         dim, sets = problem_options["--dim"], problem_options["--set"]
-        return build_problem(problem_name, dim=dim, sets=sets or ()), None
+        with refuse_out_of_memory(f"problem {problem_name!r}", "reduce --dim or --set sizes"):
+            problem = build_problem(problem_name, dim=dim, sets=sets or ())
+        # the Lanczos bases are the big allocations (up to ~130 float64 vectors for the
+        # extremes; SLQ's blocks are capped at 512 MiB): refuse before making them
+        check_memory(
+            f"curvature of {problem_name!r} in dimension {problem.dim:,}",
+            8.0 * problem.dim * 140 + 2**29,
+            "reduce --dim",
+        )
+        return problem, None
     given = [flag for flag, value in problem_options.items() if value not in (None, [], ())]
     if given:
         raise ConfigError(
@@ -294,6 +304,8 @@ def spectrum_command(
     problem, user = _source(problem_name, model, model_arg, mode, flags)
     if layers and user is None:
         raise ConfigError("--layers needs --model: the blocks are the modules of a model")
+    probes = check_count("--probes", probes, minimum=1, maximum=10_000)
+    steps = check_count("--steps", steps, minimum=1, maximum=100_000)
     name = problem.name if problem is not None else user.stem
     out = Path(out) if out is not None else Path(f"spectrum-{name}.png")
     if out.suffix.lower() not in (".png", ".pdf", ".svg"):
@@ -315,7 +327,7 @@ def spectrum_command(
     lmin, lmax = float(ext.eigenvalues[0]), float(ext.eigenvalues[-1])
     fig = plot_spectral_density(density, mark=(lmin, lmax), sigma=sigma, log=log)
     fig.axes[0].set_title(plot_title, fontsize="small")
-    fig.savefig(out, dpi=120)
+    save_figure(fig, out, dpi=120)
     t = Table(title=title, show_header=False, title_justify="left")
     t.add_column("quantity", style="bold")
     t.add_column("value", overflow="fold")
@@ -337,7 +349,7 @@ def _print_layers(op: Any, out: Path, seed: int, show: bool) -> None:
 
     spectra = layer_spectra(op, "module", tol=1e-6, seed=seed, progress=show)
     where = out.with_name(f"{out.stem}-layers{out.suffix}")
-    plot_layer_spectra(spectra).savefig(where, dpi=120)
+    save_figure(plot_layer_spectra(spectra), where, dpi=120)
     t = Table(title="diagonal blocks of the Hessian, one per module", title_justify="left")
     for column in ("block", "size", "λ_min", "λ_max", "trace", "HVPs"):
         t.add_column(column, overflow="fold")

@@ -25,6 +25,7 @@ import typer
 from rich.table import Table
 
 from ..errors import ConfigError
+from ..plotting import save_figure
 from ._app import app, console, format_vector, parse_vector
 from .curvature_cmd import (
     _AT,
@@ -225,7 +226,7 @@ def landscape_command(
         progress=show,
     )
     fig = plot_landscape(result, plot, title=title, log=log)
-    fig.savefig(out, dpi=130, bbox_inches="tight")
+    save_figure(fig, out, dpi=130, bbox_inches="tight")
     if save is not None:
         result.save(save)
     console.print(_table(heading, where, center, result, out, save))

@@ -109,8 +109,10 @@ class Landscape:
             raise ConfigError(f"a landscape is saved as .npz, got {str(path)!r}")
         if path.parent != Path() and not path.parent.is_dir():
             raise ConfigError(f"directory {str(path.parent)!r} does not exist")
+        from ..fileio import atomic_path
+
         arrays = {k: v for k, v in _arrays(self).items() if v is not None}
-        with path.open("wb") as fh:
+        with atomic_path(path) as tmp, tmp.open("wb") as fh:  # all or nothing, like the plots
             np.savez(fh, **arrays)  # type: ignore[arg-type]
         return path
 
