@@ -216,7 +216,7 @@ class HVPEngine:
         """``[∂⟨g, v_j⟩/∂leaf]_j`` through one graph of ``g`` (kept if ``keep``): one
         vmapped backward (``is_grads_batched``) where torch can batch every op of the
         graph, else one backward per column."""
-        if self._batched_backward:
+        if self._batched_backward and V.shape[1] > 1:
             try:
                 (hv,) = torch.autograd.grad(
                     g,
@@ -286,29 +286,7 @@ class HVPEngine:
         return out
 
     def _hvp_double_backward(self, v: torch.Tensor) -> torch.Tensor:
-        if len(self.terms) == 1:
-            leaf, g = self._retained()
-            if not g.requires_grad:
-                return torch.zeros_like(v)
-            with torch.enable_grad():
-                (hv,) = torch.autograd.grad(
-                    g, leaf, v, retain_graph=True, allow_unused=True, materialize_grads=True
-                )
-            return hv
-        self.passes += 1
-        out = torch.zeros_like(v)
-        with self._ctx(), torch.enable_grad():
-            for w, fn in self.terms:
-                leaf = self.theta.detach().requires_grad_(True)
-                loss = _scalar(fn(leaf), "loss term")
-                if not loss.requires_grad:
-                    continue
-                (g,) = torch.autograd.grad(loss, leaf, create_graph=True)
-                if not g.requires_grad:
-                    continue
-                (hv,) = torch.autograd.grad(g, leaf, v, allow_unused=True, materialize_grads=True)
-                out.add_(hv, alpha=w)
-        return out
+        return self._block_double_backward(v.unsqueeze(1)).squeeze(1)
 
     def _hvp_forward_over_reverse(self, v: torch.Tensor) -> torch.Tensor:
         self.passes += 1
