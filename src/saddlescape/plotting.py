@@ -94,6 +94,28 @@ def figure(
     return fig, axes
 
 
+def grid(
+    n: int, *, ncols: int = 2, panel_width: float = 4.4, panel_height: float = 3.0
+) -> tuple[Figure, list[Any]]:
+    """A figure with ``n`` panels laid out ``ncols`` to a row (a grid, not a strip, so the
+    page shows them at a readable size); returns the figure and a flat list of
+    ``rows × ncols`` axes (hide the spare ones). Call inside :func:`style`."""
+    ncols = max(1, min(ncols, n))
+    nrows = -(-n // ncols)
+    fig, axes = figure(ncols, nrows, width=panel_width * ncols, height=panel_height)
+    import numpy as np
+
+    return fig, list(np.atleast_1d(axes).ravel())
+
+
+def integer_ticks(ax: Any, axis: str = "x") -> None:
+    """Only integer tick positions on ``axis`` (for counts such as a dimension d)."""
+    from matplotlib.ticker import MaxNLocator
+
+    target = ax.xaxis if axis == "x" else ax.yaxis
+    target.set_major_locator(MaxNLocator(integer=True))
+
+
 def color(i: int) -> str:
     """The ``i``-th colour of the palette (cycling)."""
     return PALETTE[i % len(PALETTE)]

@@ -131,3 +131,27 @@ def test_verdict_fails_when_power_tail_is_fast(tail_record):
     flat = _tamper(tail_record, iterations=np.tile(20 / eps[None, :], (2, 1)))
     v = get("gd-rate").analyze([flat]).verdict
     assert not v.supported and v.numbers["tail_slope_eps_max"] == pytest.approx(-1.0)
+
+
+def test_figures_show_the_ratio_in_a_grid_and_keep_references_off_the_data(records):
+    """Issue 14: panels in a grid (not a strip), iterations/bound ≤ 1 with the line at 1;
+    the β plot's slope-1 references sit above the data and its legend outside the axes."""
+    figs = get("gd-rate").analyze(records).figures
+    fig = figs["iterations vs epsilon"]
+    w, h = fig.get_size_inches()
+    assert w <= 2.2 * max(h, 3.0) and w <= 9.5  # at most two panels a row
+    axes = [ax for ax in fig.axes if ax.get_visible()]
+    for ax in axes:
+        assert ax.get_ylabel() == "iterations / bound"
+        ys = np.concatenate([ln.get_ydata() for ln in ax.lines if ln.get_marker() == "o"])
+        assert np.nanmax(ys) <= 1.0
+    beta = figs["iterations vs beta"]
+    (ax,) = beta.axes
+    data = [ln for ln in ax.lines if ln.get_marker() == "o"]
+    refs = [ln for ln in ax.lines if ln.get_linestyle() == ":" and len(ln.get_xdata())]
+    for d, r in zip(data, refs, strict=True):
+        assert np.all(np.asarray(r.get_ydata()) >= 1.9 * np.asarray(d.get_ydata())[0])
+    legend = ax.get_legend()
+    beta.canvas.draw()
+    lb = legend.get_window_extent()
+    assert lb.x0 >= ax.get_window_extent().x1  # beside the axes, covering no line

@@ -148,3 +148,45 @@ def test_default_sweep_has_many_runs_per_cell(exp):
     grid, cfg = exp.grid(), exp.config()
     assert len(grid["seed"]) * cfg.n_inits >= 16
     assert len(exp.grid(quick=True)["seed"]) >= 2
+
+
+def test_figure_is_readable_integer_d_tolerance_and_an_evaluation_panel(exp):
+    """Issue 14: integer ticks for d, the tolerance in the y label, no "THEORY.md" legend
+    entry, and a second panel in gradient-or-HVP evaluations (cubic Newton's HVPs count)."""
+    times = _like_theory()
+    times["cubic"] = {d: [5, 6] for d in range(2, 7)}
+    recs = _records(times)
+    recs = [
+        RunRecord(
+            config={**r.config, "tol": 0.01},
+            metrics={
+                "iterations": 10,
+                "grad_evals": 10,
+                "hvps": 40 if "cubic" in str(r.config) else 0,
+            },
+            arrays=r.arrays,
+        )
+        for r in recs
+    ]
+    fig = exp.analyze(recs).figures["iterations_vs_dim"]
+    fig.canvas.draw()
+    it_ax, ev_ax = fig.axes[:2]
+    for ax in (it_ax, ev_ax):
+        ticks = [t for t in ax.get_xticks() if 2 <= t <= 6]
+        assert ticks and all(float(t).is_integer() for t in ticks)
+    assert "0.01" in it_ax.get_ylabel()
+    assert "evaluations" in ev_ax.get_ylabel()
+    labels = [t.get_text() for leg in fig.legends for t in leg.get_texts()]
+    assert labels and not any("THEORY.md" in s for s in labels)
+    # cubic Newton: 5 evaluations a iteration (1 gradient + 4 HVPs) → 5× its iterations
+    line_it = next(c for c in it_ax.containers if c.get_label() == "cubic").lines[0]
+    line_ev = next(c for c in ev_ax.containers if c.get_label() == "cubic").lines[0]
+    np.testing.assert_allclose(
+        np.asarray(line_ev.get_ydata(), float), 5 * np.asarray(line_it.get_ydata(), float)
+    )
+
+
+def test_verdict_names_its_deciding_numbers_with_plain_labels(exp):
+    v = exp.analyze(_records(_like_theory())).verdict
+    assert set(v.deciding) <= set(v.numbers) and 0 < len(v.deciding) <= 6
+    assert all(" " in label and "_" not in label for label in v.deciding.values())

@@ -92,3 +92,11 @@ def test_bad_config():
         get("stable-manifold").run(
             get("stable-manifold").config(problem="cubic-regularized-quadratic")
         )
+
+
+def test_share_never_says_at_least_100_percent():
+    from saddlescape.experiments.stable_manifold import _share
+
+    assert _share(1.0) == "all"
+    assert _share(0.99999) == "at least 99.9%"
+    assert _share(0.5) == "at least 50.0%"

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import pytest
 
 from saddlescape.errors import ConfigError
@@ -93,3 +94,15 @@ def test_bad_config():
         get("step-size").config(lr_factor=-1)
     with pytest.raises(ConfigError, match=r"monkey-saddle.*lists no minimum"):
         get("step-size").config(problem="monkey-saddle")  # refused before any run
+
+
+def test_decrease_panel_offsets_the_problems(records):
+    """Issue 14: the problems' decrease points coincide; each is dodged sideways with its
+    own marker so every colour shows."""
+    fig = get("step-size").analyze(records).figures["step size"]
+    ax = fig.axes[1]
+    pts = [ln for ln in ax.lines if ln.get_label() in ("quadratic-saddle", "six-hump-camel")]
+    assert len(pts) == 2
+    xs = [np.asarray(ln.get_xdata()) for ln in pts]
+    assert not np.allclose(xs[0], xs[1])
+    assert len({ln.get_marker() for ln in pts}) == 2

@@ -179,3 +179,45 @@ def test_cell_format(value, text):
 def test_page_has_no_external_resources(fake_registry, tmp_path):
     text = write_report(_FakeStore({"test-threshold": [_rec(1.0)]}), tmp_path).read_text()
     assert not re.search(r'(src|href)="https?://', text)
+
+
+def test_verdict_box_shows_deciding_numbers_and_folds_the_rest():
+    from saddlescape.report.html import verdict_html
+
+    numbers = {f"raw_metric_{i}": float(i) for i in range(35)}
+    v = Verdict(True, "ok", numbers, deciding={"raw_metric_3": "GD growth per dimension"})
+    text = verdict_html(v, "✓", "supported")
+    _parse(text)
+    shown, folded = text.split("<details", 1)
+    assert "GD growth per dimension" in shown and "raw_metric" not in shown
+    assert "<summary>all 35 numbers</summary>" in folded and "raw_metric_34" in folded
+    # without deciding numbers: the first few shown, the rest folded
+    text = verdict_html(Verdict(True, "ok", numbers), "✓", "supported")
+    shown, folded = text.split("<details", 1)
+    assert shown.count("<tr>") == 6 and "raw_metric_34" in folded
+
+
+def test_tables_wrap_instead_of_scrolling_sideways(fake_registry, tmp_path):
+    from saddlescape.report.html import _CSS
+
+    assert "overflow-x: auto; max-height" not in _CSS
+    assert re.search(r"table\.data \{[^}]*width: 100%", _CSS)
+    assert "overflow-wrap: anywhere" in _CSS
+
+
+def test_environment_shows_the_git_revision_the_store_records(fake_registry, tmp_path):
+    class _GitStore(_FakeStore):
+        def rows(self):
+            return [{"git": "abc1234"}, {"git": "abc1234"}, {"git": None}]
+
+    text = write_report(_GitStore({"test-threshold": [_rec(1.0)]}), tmp_path).read_text()
+    assert "git revision (store)" in text and "abc1234" in text
+
+
+def test_claims_have_no_literal_caret(tmp_path):
+    """Typography: exponents are written out, not as a literal caret."""
+    from saddlescape.experiments import get, names
+
+    for name in names():
+        exp = get(name)
+        assert "^" not in exp.claim and "^" not in exp.source, name

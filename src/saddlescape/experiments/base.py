@@ -53,11 +53,17 @@ class RunRecord:
 
 @dataclass(frozen=True)
 class Verdict:
-    """Does the measurement support the claim? ``numbers`` are what decided it."""
+    """Does the measurement support the claim? ``numbers`` are what decided it.
+
+    ``deciding`` picks, of ``numbers``, the few that decided the verdict and gives each a
+    plain label (key -> label); the report shows those and folds the rest. Empty: the
+    report shows the first few numbers under their keys.
+    """
 
     supported: bool
     summary: str
     numbers: dict[str, float] = field(default_factory=dict)
+    deciding: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -199,11 +199,19 @@ class SaddleEscape(Experiment):
         cells: dict[tuple[str, int], list[np.ndarray]] = defaultdict(list)
         caps: dict[tuple[str, int], int] = {}
         seeds: dict[tuple[str, int], set[int]] = defaultdict(set)
+        tols: set[float] = set()
+        # gradient evaluations + HVPs per iteration (cubic Newton: many HVPs an iteration)
+        per_iter: dict[tuple[str, int], list[float]] = defaultdict(list)
         for r in ok:
             key = (str(r.config["optimizer"]), int(r.config["dim"]))
             cells[key].append(np.asarray(r.arrays["iterations"]))
             seeds[key].add(int(r.config.get("seed", 0)))
             caps[key] = max(caps.get(key, 0), int(r.config.get("max_iter", 0)))
+            tols.add(float(r.config.get("tol", SaddleEscapeConfig.tol)))
+            its = float(r.metrics.get("iterations") or 0)
+            if its > 0:
+                evals = float(r.metrics.get("grad_evals") or 0) + float(r.metrics.get("hvps") or 0)
+                per_iter[key].append(evals / its)
         table: list[dict[str, Any]] = []
         medians: dict[str, dict[int, float]] = defaultdict(dict)
         for (opt, d), parts in sorted(cells.items(), key=lambda kv: (_order(kv[0][0]), kv[0][1])):
@@ -251,8 +259,14 @@ class SaddleEscape(Experiment):
                 f" Medians over {span} independent runs per (optimizer, d) "
                 f"({seed_span} seed(s) pooled)."
             )
-        figures = _figures(medians, cells, caps)
-        return Analysis(table, Verdict(supported, summary, numbers), figures)
+        cost = {k: float(np.mean(v)) if v else 1.0 for k, v in per_iter.items()}
+        figures = _figures(medians, cells, caps, cost, sorted(tols))
+        deciding = {"gd factor per dim": "GD: growth factor per added dimension"}
+        deciding["pgd loglog slope"] = "PGD: log-log slope in d"
+        deciding["failed"] = "failed runs"
+        deciding["runs per cell min"] = "fewest runs in one (optimizer, d) cell"
+        verdict = Verdict(supported, summary, numbers, deciding=deciding)
+        return Analysis(table, verdict, figures)
 
 
 def _order(opt: str) -> int:
@@ -345,59 +359,76 @@ def _figures(
     medians: dict[str, dict[int, float]],
     cells: dict[tuple[str, int], list[np.ndarray]],
     caps: dict[tuple[str, int], int],
+    cost: dict[tuple[str, int], float] | None = None,
+    tols: Sequence[float] = (),
 ) -> dict[str, Any]:
+    """Iterations to the minimizer against d, and (right) the same in gradient-or-HVP
+    evaluations: iterations × the cell's mean (gradients + HVPs) per iteration, so cubic
+    Newton's HVP-heavy iterations are compared with GD's one-gradient ones."""
     from .. import plotting as plots
 
+    cost = cost or {}
+    tol_txt = ", ".join(f"{t:g}" for t in tols) if tols else "tol"
     with plots.style():
-        fig, ax = plots.figure(width=7.6, height=4.0)
-        for i, opt in enumerate(sorted(medians, key=_order)):
-            c = plots.color(i)
-            dims = sorted(medians[opt])
-            fin = [d for d in dims if math.isfinite(medians[opt][d])]
-            lo, hi = [], []
-            for d in fin:
-                times = np.concatenate(cells[(opt, d)]).astype(float)
-                times[times < 0] = np.inf
-                q25, q75 = np.quantile(times, [0.25, 0.75], method="inverted_cdf")
-                m = medians[opt][d]
-                lo.append(m - q25)
-                hi.append((q75 - m) if math.isfinite(q75) else 0.0)
-            ax.errorbar(
-                fin,
-                [medians[opt][d] for d in fin],
-                yerr=[lo, hi],
-                fmt="o-",
-                color=c,
-                capsize=2,
-                label=opt,
-            )
-            cens = [d for d in dims if d not in fin]
-            if cens:
-                # censored medians: open upward triangles at the cap (a lower bound)
-                ax.plot(
-                    cens,
-                    [caps[(opt, d)] for d in cens],
-                    "^",
-                    mfc="none",
+        fig, axes = plots.figure(ncols=2, width=10.4, height=4.0)
+        for panel, ax in enumerate(axes):
+            evals = panel == 1
+            for i, opt in enumerate(sorted(medians, key=_order)):
+                c = plots.color(i)
+                dims = sorted(medians[opt])
+                fin = [d for d in dims if math.isfinite(medians[opt][d])]
+                scale = {d: cost.get((opt, d), 1.0) if evals else 1.0 for d in dims}
+                lo, hi = [], []
+                for d in fin:
+                    times = np.concatenate(cells[(opt, d)]).astype(float)
+                    times[times < 0] = np.inf
+                    q25, q75 = np.quantile(times, [0.25, 0.75], method="inverted_cdf")
+                    m = medians[opt][d]
+                    lo.append((m - q25) * scale[d])
+                    hi.append((q75 - m) * scale[d] if math.isfinite(q75) else 0.0)
+                ax.errorbar(
+                    fin,
+                    [medians[opt][d] * scale[d] for d in fin],
+                    yerr=[lo, hi],
+                    fmt="o-",
                     color=c,
-                    ms=8,
-                    label=f"{opt}: censored (> cap)",
+                    capsize=2,
+                    label=opt,
                 )
-        dmax = max((d for (_, d) in cells), default=0)
-        for i, ref in enumerate((THEORY_GD, THEORY_PGD)):
-            pts = [(d, v) for d, v in ref.items() if d <= dmax]
-            if pts:
-                ax.plot(
-                    *zip(*pts, strict=True),
-                    "x",
-                    color=plots.THEORY_COLOR,
-                    label="THEORY.md GD / PGD (one seed)" if i == 0 else None,
-                )
-        ax.set_yscale("log")
-        ax.set_xlabel("dimension d")
-        ax.set_ylabel("iterations to within tol of the minimizer")
-        ax.set_title("Octopus: iterations to the minimizer (median, IQR)")
-        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0))
+                cens = [d for d in dims if d not in fin]
+                if cens:
+                    # censored medians: open upward triangles at the cap (a lower bound)
+                    ax.plot(
+                        cens,
+                        [caps[(opt, d)] * scale[d] for d in cens],
+                        "^",
+                        mfc="none",
+                        color=c,
+                        ms=8,
+                        label=f"{opt}: censored (> cap)",
+                    )
+            if not evals:
+                dmax = max((d for (_, d) in cells), default=0)
+                for i, ref in enumerate((THEORY_GD, THEORY_PGD)):
+                    pts = [(d, v) for d, v in ref.items() if d <= dmax]
+                    if pts:
+                        ax.plot(
+                            *zip(*pts, strict=True),
+                            "x",
+                            color=plots.THEORY_COLOR,
+                            label="earlier one-seed measurement (GD, PGD)" if i == 0 else None,
+                        )
+            ax.set_yscale("log")
+            ax.set_xlabel("dimension d")
+            plots.integer_ticks(ax, "x")
+            if evals:
+                ax.set_ylabel("gradient + HVP evaluations")
+                ax.set_title("… in evaluations (iterations × cost per iteration)")
+            else:
+                ax.set_ylabel(f"iterations to within {tol_txt} of the minimizer")
+                ax.set_title("Octopus: iterations to the minimizer (median, IQR)")
+        handles, labels = axes[0].get_legend_handles_labels()
+        fig.legend(handles, labels, loc="outside right upper")
     return {"iterations_vs_dim": fig}
 
 

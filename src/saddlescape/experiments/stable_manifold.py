@@ -214,8 +214,8 @@ class StableManifold(Experiment):
             summary = f"{len(bad)} contradiction(s): " + "; ".join(bad[:4])
         else:
             summary = (
-                f"{saddles} of {total} random starts converged to a saddle; at least "
-                f"{min_conv:.1%} reached a minimum on every problem; on the stable manifold "
+                f"{saddles} of {total} random starts converged to a saddle; "
+                f"{_share(min_conv)} reached a minimum on every problem; on the stable manifold "
                 f"GD converged to the saddle and PGD escaped in every start "
                 f"({manifold_problems} problem(s))."
             )
@@ -226,6 +226,13 @@ class StableManifold(Experiment):
             "contradictions": float(len(bad)),
         }
         return Analysis(table, Verdict(supported, summary, numbers), _figures(runs))
+
+
+def _share(fraction: float) -> str:
+    """ "all" for 1, else "at least" the fraction rounded down (never "at least 100.0%")."""
+    if fraction >= 1.0:
+        return "all"
+    return f"at least {math.floor(fraction * 1000) / 10:.1f}%"
 
 
 # ---------------------------------------------------------------------- helpers

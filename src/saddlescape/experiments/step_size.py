@@ -267,18 +267,32 @@ class StepSize(Experiment):
         return Analysis(table, Verdict(supported, summary, numbers), _figures(series))
 
 
+MARKERS = ("o", "s", "^", "D", "v", "P")
+
+
 def _figures(series: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
     from .. import plotting as plots
 
     with plots.style():
         fig, (ax1, ax2) = plots.figure(ncols=2, height=3.4)
         grid = np.linspace(0.0, 3.2, 200)
+        n = len(series)
         for i, (name, rows) in enumerate(sorted(series.items())):
             h = np.array([r["h"] for r in rows])
             c = plots.color(i)
             ax1.plot(h, [r["rate"] for r in rows], "o", color=c, label=f"{name} (measured)")
             ax1.plot(h, [r["q"] for r in rows], "-", color=c, alpha=0.5, linewidth=1.2)
-            ax2.plot(h, [r["dec"] for r in rows], "o", color=c, label=name)
+            # the problems' decreases coincide (all follow the lemma's line): dodge them
+            # sideways and give each its own marker so every problem stays visible
+            dodge = (i - (n - 1) / 2) * 0.05
+            ax2.plot(
+                h + dodge,
+                [r["dec"] for r in rows],
+                MARKERS[i % len(MARKERS)],
+                color=c,
+                mfc="none" if i % 2 else c,
+                label=name,
+            )
         ax1.plot([], [], "-", color=plots.THEORY_COLOR, label="max|1 − ηλᵢ| (theory)")
         ax1.axhline(1.0, color=plots.THEORY_COLOR, linewidth=0.8)
         ax1.set_ylim(0, 2.2)
@@ -287,7 +301,7 @@ def _figures(series: dict[str, list[dict[str, float]]]) -> dict[str, Any]:
         ax2.plot(grid, 1 - grid / 2, "--", color=plots.THEORY_COLOR, label="1 − ηβ/2 (lemma)")
         ax2.axhline(0.0, color=plots.THEORY_COLOR, linewidth=0.8)
         ax2.set_ylabel("first-step decrease / (η‖∇f‖²)")
-        ax2.set_title("Decrease per step")
+        ax2.set_title("Decrease per step (problems offset ±0.05 in η·β)")
         for ax in (ax1, ax2):
             ax.axvline(2.0, color="#B3261E", linestyle=":", linewidth=1.2)
             ax.set_xlabel("η·β")

@@ -167,17 +167,35 @@ def write_report(
     try:
         sections = build_sections(store, experiments, all_runs=all_runs)
         notes = store_notes(store)
+        revisions = store_revisions(store)
     finally:
         if store is not store_or_dir:
             store.close()
-    return render_html(sections, out_dir, notes)
+    return render_html(sections, out_dir, notes, revisions=revisions)
+
+
+def store_revisions(store: Any) -> list[str]:
+    """The distinct git revisions the store recorded for its runs (most runs first)."""
+    if not hasattr(store, "rows"):
+        return []
+    counts: dict[str, int] = {}
+    for row in store.rows():
+        rev = row.get("git")
+        if rev:
+            counts[str(rev)] = counts.get(str(rev), 0) + 1
+    return sorted(counts, key=lambda r: -counts[r])
 
 
 def render_html(
-    sections: Sequence[ExperimentSection], out_dir: str | Path, notes: Sequence[str] = ()
+    sections: Sequence[ExperimentSection],
+    out_dir: str | Path,
+    notes: Sequence[str] = (),
+    *,
+    revisions: Sequence[str] = (),
 ) -> Path:
     """Write the report page for already-built ``sections``; returns ``index.html``.
-    ``notes`` (e.g. :func:`store_notes`) are listed under the summary.
+    ``notes`` (e.g. :func:`store_notes`) are listed under the summary; ``revisions`` (the
+    git revisions the store recorded, :func:`store_revisions`) in the environment table.
 
     All files (the PNGs, then ``index.html``) are written to temporary files first and
     moved into place only when every one was written whole: a crash, SIGKILL or full disk
@@ -196,7 +214,7 @@ def render_html(
         body = [_header(sections), _summary(sections), _notes(notes)]
         for s in sections:
             body.append(_experiment_html(s, files, out))
-        body.append(_environment())
+        body.append(_environment(revisions))
         page = _PAGE.format(css=_CSS, body="\n".join(body), date=_now())
         path = out / "index.html"
         files.stage(path, page.encode("utf-8"))
@@ -332,18 +350,7 @@ def _experiment_html(s: ExperimentSection, files: Any, out: Path) -> str:
         )
         return "".join(parts)
     if s.verdict is not None:
-        v = s.verdict
-        nums = "".join(
-            f"<tr><th>{_esc(k)}</th><td class=num>{_esc(fmt(x))}</td></tr>"
-            for k, x in v.numbers.items()
-        )
-        cls = "ok" if v.supported else "bad"
-        parts.append(
-            f'<div class="verdict {cls}"><p><b>Verdict: {s.mark} {_esc(s.status)}.</b> '
-            f"{_esc(v.summary)}</p>"
-            + (f'<table class="numbers">{nums}</table>' if nums else "")
-            + "</div>"
-        )
+        parts.append(verdict_html(s.verdict, s.mark, s.status))
     for fig_name, png in s.figures.items():
         file = f"{_slug(s.name)}-{_slug(fig_name)}.png"
         files.stage(out / file, png)
@@ -373,6 +380,40 @@ def _experiment_html(s: ExperimentSection, files: Any, out: Path) -> str:
     return "".join(parts)
 
 
+#: Numbers shown in a verdict box when the verdict names no deciding ones.
+VERDICT_SHOWN = 6
+
+
+def verdict_html(v: Verdict, mark: str, status: str) -> str:
+    """A verdict box: the summary, the deciding numbers under plain labels, and every
+    other number folded in a ``<details>``."""
+
+    def rows(items: Iterable[tuple[str, Any]]) -> str:
+        return "".join(
+            f"<tr><th>{_esc(k)}</th><td class=num>{_esc(fmt(x))}</td></tr>" for k, x in items
+        )
+
+    if v.deciding:
+        shown = [(label, v.numbers.get(k)) for k, label in v.deciding.items()]
+        rest = [(k, x) for k, x in v.numbers.items() if k not in v.deciding]
+    else:
+        items = list(v.numbers.items())
+        shown, rest = items[:VERDICT_SHOWN], items[VERDICT_SHOWN:]
+    cls = "ok" if v.supported else "bad"
+    out = (
+        f'<div class="verdict {cls}"><p><b>Verdict: {mark} {_esc(status)}.</b> '
+        f"{_esc(v.summary)}</p>"
+    )
+    if shown:
+        out += f'<table class="numbers deciding">{rows(shown)}</table>'
+    if rest:
+        out += (
+            f'<details class="more-numbers"><summary>all {len(v.numbers)} numbers</summary>'
+            f'<table class="numbers">{rows(v.numbers.items())}</table></details>'
+        )
+    return out + "</div>"
+
+
 def package_versions(packages: Iterable[str] = ()) -> dict[str, str]:
     """Versions of Python, saddlescape and the numerical packages the results depend on."""
     from importlib import metadata
@@ -386,8 +427,9 @@ def package_versions(packages: Iterable[str] = ()) -> dict[str, str]:
     return out
 
 
-def _environment() -> str:
+def _environment(revisions: Sequence[str] = ()) -> str:
     env = package_versions()
+    env["git revision (store)"] = ", ".join(revisions) if revisions else "not recorded"
     env["platform"] = platform.platform()
     env["cpus"] = str(os.cpu_count())
     env["command"] = " ".join(Path(sys.argv[0]).name.split() + sys.argv[1:]) or "python"
@@ -450,12 +492,18 @@ th, td { padding: 4px 10px; text-align: left; border-bottom: 1px solid var(--lin
 thead th { font-weight: 600; border-bottom: 2px solid #cfd4da; white-space: nowrap; }
 td.num, th.num { text-align: right; font-variant-numeric: tabular-nums; }
 table.summary { width: 100%; }
-table.summary td:first-child, table.data td:first-child { white-space: nowrap; }
+table.summary td:first-child { white-space: nowrap; }
 table.data tbody tr:nth-child(even) { background: #fafbfc; }
 table.numbers th { font-weight: 500; color: var(--muted); }
 table.numbers td { font-variant-numeric: tabular-nums; }
 .verdict table.numbers th, .verdict table.numbers td { border-color: rgba(0,0,0,.06); }
-.scroll { overflow-x: auto; max-height: 520px; overflow-y: auto; }
+.scroll { max-height: 520px; overflow-y: auto; }
+table.data { width: 100%; table-layout: auto; }
+table.data th, table.data td { overflow-wrap: anywhere; word-break: break-word; }
+table.data thead th { white-space: normal; }
+table.summary td, table.numbers td { overflow-wrap: anywhere; }
+.verdict p { overflow-wrap: anywhere; }
+summary { cursor: pointer; color: var(--muted); font-size: 13.5px; }
 figure { margin: 14px 0; text-align: center; }
 figure img { max-width: 100%; height: auto; }
 figcaption { color: var(--muted); font-size: 12.5px; }
