@@ -133,6 +133,7 @@ def test_analyze_supports_sfn_cheaper_on_the_long_plateau(exp):
     median = (2330 / 1080 + 2331 / 1081) / 2  # the median of the per-seed ratios
     assert abs(v.numbers["GD/SFN cost ratio at σ_min=0.005 (median)"] - median) < 1e-12
     assert v.numbers["newton runs certified at the saddle"] == 6
+    assert set(v.deciding) <= set(v.numbers)
     assert a.table and {"loss_curves", "cost_vs_sigma"} <= set(a.figures)
 
 

@@ -91,6 +91,12 @@ LEADING: tuple[float, ...] = (1.0, 0.5, 0.2)
 NEWTON_NORM_MAX = 1e-6
 """Damped Newton's end point must lie this close to the saddle at the origin."""
 SIGMAS_FULL = [0.1, 0.05, 0.02, 0.01, 0.005]
+DECIDING = {
+    "smallest GD/SFN ratio at the smallest σ_min": "GD/SFN cost on the longest plateau, worst seed",
+    "largest σ_min where SFN is cheaper in every seed": "largest σ_min where SFN is cheaper",
+    "newton runs certified at the saddle": "damped Newton runs certified at the saddle",
+    "censored runs": "GD/SFN runs not reaching the target",
+}
 HVP_COST_HIGH = 1.9
 """The upper end of the measured HVP/gradient cost (benchmarks/RESULTS.md): reported, not
 judged."""
@@ -382,7 +388,8 @@ class SFNPlateau(Experiment):
                 numbers[f"GD/SFN ratio at σ_min={s:g} with HVP = {HVP_COST_HIGH} gradients"] = (
                     float(np.median(rs))
                 )
-        return Analysis(table, Verdict(supported, summary, numbers), _figures(by, sigmas))
+        verdict = Verdict(supported, summary, numbers, DECIDING)
+        return Analysis(table, verdict, _figures(by, sigmas))
 
 
 def _num(v: Any) -> float:
