@@ -190,3 +190,16 @@ def test_verdict_names_its_deciding_numbers_with_plain_labels(exp):
     v = exp.analyze(_records(_like_theory())).verdict
     assert set(v.deciding) <= set(v.numbers) and 0 < len(v.deciding) <= 6
     assert all(" " in label and "_" not in label for label in v.deciding.values())
+
+
+def test_saddle_slice_shows_gd_and_pgd_on_the_octopus(exp):
+    """Issue 14 item 5: the eigen-plane through the octopus's saddle with GD and PGD."""
+    fig = exp.analyze(_records(_like_theory())).figures["saddle slice with GD and PGD (d = 2)"]
+    ax = fig.axes[0]
+    assert "v_max" in ax.get_xlabel() and "v_min" in ax.get_ylabel()
+    steps = {
+        ln.get_label().split(" (")[0]: int(ln.get_label().split("(")[1].split()[0])
+        for ln in ax.lines
+        if "steps" in ln.get_label()
+    }
+    assert set(steps) == {"GD", "PGD"} and steps["PGD"] < steps["GD"]

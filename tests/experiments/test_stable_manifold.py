@@ -64,7 +64,7 @@ def test_verdict_supported_and_basin_figure(lee, himmelblau):
     analysis = get("stable-manifold").analyze([lee, himmelblau])
     assert analysis.verdict.supported, analysis.verdict.summary
     assert analysis.verdict.numbers["to_saddle"] == 0
-    assert list(analysis.figures) == ["basin map"]
+    assert list(analysis.figures) == ["basin map", "saddle slice with GD and PGD"]
 
 
 @pytest.mark.parametrize(
@@ -100,3 +100,16 @@ def test_share_never_says_at_least_100_percent():
     assert _share(1.0) == "all"
     assert _share(0.99999) == "at least 99.9%"
     assert _share(0.5) == "at least 50.0%"
+
+
+def test_saddle_slice_shows_gd_into_the_saddle_and_pgd_out(lee, himmelblau):
+    """Issue 14 item 5: the eigen-plane through lee-2d's saddle with both trajectories."""
+    fig = get("stable-manifold").analyze([lee, himmelblau]).figures["saddle slice with GD and PGD"]
+    ax = fig.axes[0]
+    assert "v_max" in ax.get_xlabel() and "v_min" in ax.get_ylabel()
+    paths = {ln.get_label().split(" (")[0]: ln for ln in ax.lines if "steps" in ln.get_label()}
+    assert set(paths) == {"GD", "PGD"}
+    gd_end = np.array([paths["GD"].get_xdata()[-1], paths["GD"].get_ydata()[-1]])
+    pgd_end = np.array([paths["PGD"].get_xdata()[-1], paths["PGD"].get_ydata()[-1]])
+    assert np.linalg.norm(gd_end) < 1e-6  # GD on the stable manifold reaches the saddle
+    assert abs(abs(pgd_end[1]) - 1.0) < 1e-3  # PGD leaves along v_min, to a minimum

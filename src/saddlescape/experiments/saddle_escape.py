@@ -59,6 +59,7 @@ slope 1.14; PAGD 1.43; cubic Newton 66 → 335 steps, slope 1.02.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 import time
 from collections import defaultdict
@@ -261,6 +262,7 @@ class SaddleEscape(Experiment):
             )
         cost = {k: float(np.mean(v)) if v else 1.0 for k, v in per_iter.items()}
         figures = _figures(medians, cells, caps, cost, sorted(tols))
+        figures["saddle slice with GD and PGD (d = 2)"] = _saddle_view(ok)
         deciding = {"gd factor per dim": "GD: growth factor per added dimension"}
         deciding["pgd loglog slope"] = "PGD: log-log slope in d"
         deciding["failed"] = "failed runs"
@@ -430,6 +432,52 @@ def _figures(
         handles, labels = axes[0].get_legend_handles_labels()
         fig.legend(handles, labels, loc="outside right upper")
     return {"iterations_vs_dim": fig}
+
+
+def _saddle_view(runs: Sequence[RunRecord]) -> Any:
+    """The 2-D octopus on the plane of its saddle (4τ, 0)'s eigenvectors, with GD and PGD
+    (η = 1/ℓ, the sweep's r, g_thres, t_thres) from the start (0.5, 0.001), which passes
+    that saddle, until within tol of a minimizer (issue 14, item 5)."""
+    from .. import problems
+    from ._saddle_view import saddle_slice_figure, trajectory
+
+    pgd = [r.config for r in runs if r.config.get("optimizer") == "pgd"]
+    cfg = {**dataclasses.asdict(SaddleEscapeConfig()), **(pgd[0] if pgd else {})}
+    problem = problems.get("octopus", dim=2)
+    saddle = next(
+        c.x for c in problem.critical_points if c.kind == "saddle" and bool(c.x.abs().sum() > 0)
+    ).to(torch.float64)
+    target, tol = 4.0 * problem.tau, float(cfg["tol"])
+    start = torch.tensor([0.5, 1e-3], dtype=torch.float64)
+    steps = int(min(cfg["max_iter"], 20_000))
+
+    def arrived(x: torch.Tensor) -> bool:
+        return float(torch.linalg.vector_norm(x.abs() - target)) <= tol
+
+    lr = 1.0 / problem.smoothness
+    paths = {
+        "GD": trajectory(problem, start, "gd", steps, stop=arrived, lr=lr),
+        "PGD": trajectory(
+            problem,
+            start,
+            "pgd",
+            steps,
+            stop=arrived,
+            lr=lr,
+            radius=float(cfg["radius"]),
+            grad_threshold=float(cfg["grad_threshold"]),
+            interval=int(cfg["interval"]),
+            f_threshold=None,
+            seed=int(cfg["seed"]),
+        ),
+    }
+    return saddle_slice_figure(
+        problem,
+        saddle,
+        paths,
+        span=(-12.0, 14.0),
+        title="Octopus, d = 2, through the saddle (4τ, 0): GD lingers, PGD leaves",
+    )
 
 
 # --------------------------------------------------------------------------- runners

@@ -17,6 +17,7 @@ manifolds) has measure zero. Three measurements per 2-D problem:
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -225,7 +226,53 @@ class StableManifold(Experiment):
             "min_fraction_to_minimum": min_conv,
             "contradictions": float(len(bad)),
         }
-        return Analysis(table, Verdict(supported, summary, numbers), _figures(runs))
+        figures = _figures(runs)
+        figures["saddle slice with GD and PGD"] = _saddle_view(runs)
+        return Analysis(table, Verdict(supported, summary, numbers), figures)
+
+
+def _saddle_view(runs: Sequence[RunRecord]) -> Any:
+    """lee-2d on the plane of its saddle's eigenvectors (x: λ = 1, y: λ = −1), with GD
+    started on the stable manifold (the x-axis) sliding into the saddle and PGD with the
+    same step leaving it along −y (issue 14, item 5). Settings of the stored lee-2d runs."""
+    from .. import problems
+    from ._saddle_view import saddle_slice_figure, trajectory
+
+    mine = [r.config for r in runs if r.config.get("problem") == "lee-2d"]
+    cfg = {**dataclasses.asdict(StableManifoldConfig()), **(mine[0] if mine else {})}
+    problem = problems.get("lee-2d")
+    saddle = problem.critical_points[0].x.to(torch.float64)
+    minima = [c.x.to(torch.float64) for c in problem.critical_points if c.kind == "minimum"]
+    lr = float(cfg["step_fraction"]) / problem.smoothness
+    start = torch.tensor([1.2, 0.0], dtype=torch.float64)
+    steps = int(min(cfg["pgd_steps"], 2000))
+
+    def at_saddle(x: torch.Tensor) -> bool:
+        return float(torch.linalg.vector_norm(x - saddle)) < 1e-8
+
+    def at_minimum(x: torch.Tensor) -> bool:
+        return min(float(torch.linalg.vector_norm(x - m)) for m in minima) < float(cfg["tol"])
+
+    gd = trajectory(problem, start, "gd", steps, stop=at_saddle, lr=lr)
+    pgd = trajectory(
+        problem,
+        start,
+        "pgd",
+        steps,
+        stop=at_minimum,
+        lr=lr,
+        radius=float(cfg["pgd_radius"]),
+        grad_threshold=float(cfg["pgd_grad_threshold"]),
+        interval=int(cfg["pgd_interval"]),
+        seed=int(cfg["seed"]),
+    )
+    return saddle_slice_figure(
+        problem,
+        saddle,
+        {"GD": gd, "PGD": pgd},
+        span=1.5,
+        title="lee-2d through its saddle: GD from the stable manifold (y = 0), and PGD",
+    )
 
 
 def _share(fraction: float) -> str:
