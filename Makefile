@@ -8,7 +8,7 @@ STAMP  := $(VENV)/.installed
 TORCH  ?= torch==2.13.0
 
 .PHONY: install bench-install bench bench-scale reproduce reproduce-full test lint format clean \
-	docs-install gallery docs docs-serve
+	docs-install gallery docs docs-serve report-check
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -61,6 +61,19 @@ docs: gallery
 docs-serve: gallery
 	$(BIN)/mkdocs serve
 
+# A real-browser check of the report (issue 14): a small report from two quick experiments,
+# rendered in Debian's headless chromium at 1280 px (scripts/report_check.py); fails if an
+# element overflows sideways or an image does not load; screenshots in
+# $(REPORT_CHECK_RUN)/screenshots. REPORT_CHECK_ONLY=a,b picks the experiments.
+REPORT_CHECK_RUN  ?= build/report-check-run
+REPORT_CHECK_ONLY ?= stable-manifold,step-size
+
+report-check: $(STAMP)
+	$(BIN)/saddlescape reproduce --quick --no-progress --out $(REPORT_CHECK_RUN) \
+		--only $(REPORT_CHECK_ONLY)
+	$(BIN)/python scripts/report_check.py $(REPORT_CHECK_RUN)/index.html \
+		--shots $(REPORT_CHECK_RUN)/screenshots
+
 reproduce: $(STAMP)
 	$(BIN)/saddlescape reproduce --quick --out results
 
@@ -81,4 +94,5 @@ format: $(STAMP)
 	$(BIN)/ruff check --fix src tests benchmarks examples $(wildcard docs/*.py)
 
 clean:
-	rm -rf $(VENV) results results-full .pytest_cache site docs/gallery build/docs-run
+	rm -rf $(VENV) results results-full .pytest_cache site docs/gallery build/docs-run \
+		$(REPORT_CHECK_RUN)

@@ -221,3 +221,11 @@ def test_claims_have_no_literal_caret(tmp_path):
     for name in names():
         exp = get(name)
         assert "^" not in exp.claim and "^" not in exp.source, name
+
+
+def test_wide_tables_are_set_smaller_and_may_break_numbers():
+    from saddlescape.report.html import WIDE_TABLE, table_html
+
+    narrow = table_html([{f"c{i}": 1.5 for i in range(WIDE_TABLE)}])
+    wide = table_html([{f"c{i}": 1.5 for i in range(WIDE_TABLE + 1)}])
+    assert 'class="data"' in narrow and 'class="data wide"' in wide

@@ -309,6 +309,10 @@ def _notes(notes: Sequence[str]) -> str:
     return f'<section class="card"><h2>Notes on the store</h2><ul>{items}</ul></section>'
 
 
+#: Tables with more columns than this are set smaller and may break numbers to fit 1280 px.
+WIDE_TABLE = 10
+
+
 def table_html(rows: Sequence[Mapping[str, Any]], max_rows: int = 200) -> str:
     """An HTML table of ``rows`` (dicts; columns = union of keys in first-seen order)."""
     if not rows:
@@ -330,8 +334,10 @@ def table_html(rows: Sequence[Mapping[str, Any]], max_rows: int = 200) -> str:
         if len(rows) > max_rows
         else ""
     )
+    # many columns: smaller type, and numbers may break too, so the page never scrolls sideways
+    cls = "data wide" if len(cols) > WIDE_TABLE else "data"
     return (
-        f'<div class="scroll"><table class="data"><thead><tr>{head}</tr></thead>'
+        f'<div class="scroll"><table class="{cls}"><thead><tr>{head}</tr></thead>'
         f"<tbody>{''.join(body)}</tbody></table></div>{more}"
     )
 
@@ -501,6 +507,10 @@ table.numbers td { font-variant-numeric: tabular-nums; }
 table.data { width: 100%; table-layout: auto; }
 table.data th, table.data td { overflow-wrap: anywhere; word-break: break-word; }
 table.data thead th { white-space: normal; }
+table.data td.num { white-space: nowrap; overflow-wrap: normal; word-break: normal; }
+table.data.wide { font-size: 12px; }
+table.data.wide th, table.data.wide td { padding: 3px 5px; }
+table.data.wide td.num { white-space: normal; overflow-wrap: anywhere; }
 table.summary td, table.numbers td { overflow-wrap: anywhere; }
 .verdict p { overflow-wrap: anywhere; }
 summary { cursor: pointer; color: var(--muted); font-size: 13.5px; }
