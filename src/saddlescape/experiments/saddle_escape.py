@@ -425,12 +425,17 @@ def _figures(
             plots.integer_ticks(ax, "x")
             if evals:
                 ax.set_ylabel("gradient + HVP evaluations")
-                ax.set_title("… in evaluations (iterations × cost per iteration)")
+                ax.set_title("Gradient + HVP evaluations")
             else:
                 ax.set_ylabel(f"iterations to within {tol_txt} of the minimizer")
-                ax.set_title("Octopus: iterations to the minimizer (median, IQR)")
+                ax.set_title("Iterations (median, IQR)")
         handles, labels = axes[0].get_legend_handles_labels()
-        fig.legend(handles, labels, loc="outside right upper")
+        fig.legend(handles, labels, loc="outside right center")
+        fig.suptitle(
+            "Octopus: cost to reach the minimizer; evaluations = iterations × the cell's mean "
+            "(gradients + HVPs) per iteration",
+            fontsize=10.5,
+        )
     return {"iterations_vs_dim": fig}
 
 
