@@ -45,6 +45,11 @@ def test_reproduce_only_gd_rate_then_rerun_and_report(tmp_path, capsys):
     rc, text, _ = _run(capsys, "report", "--out", str(out))
     assert rc == 0 and (out / "index.html").exists()
     assert re.search(r"✓\s+gd-rate\s+1\b", text) and "✓ gd-rate: " in text
+    # the environment table shows the git revision the store recorded (issue 14)
+    with Store(out, create=False) as store:
+        revs = {row["git"] for row in store.rows() if row["git"]}
+    page = (out / "index.html").read_text(encoding="utf-8")
+    assert "git revision (store)" in page and all(r in page for r in revs)
 
 
 @pytest.mark.parametrize(

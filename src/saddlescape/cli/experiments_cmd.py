@@ -223,6 +223,7 @@ def _write_report(
     about stored rows that were skipped; a folder that cannot be written says so."""
     from ..fileio import check_writable
     from ..report import build_sections, open_store, render_html, store_notes
+    from ..report.html import store_revisions
 
     with open_store(folder) as store:
         if to.is_dir():  # refuse an unwritable folder now, not after the analysis
@@ -232,9 +233,10 @@ def _write_report(
                 _unwritable(exc, elsewhere)
         sections = build_sections(store, names, all_runs=all_runs)
         notes = store_notes(store)
+        revisions = store_revisions(store)
     warn(notes)
     try:
-        index = render_html(sections, to, notes)
+        index = render_html(sections, to, notes, revisions=revisions)
     except OutputError as exc:
         _unwritable(exc, elsewhere)
     return sections, index
