@@ -81,17 +81,17 @@ reproduce-full: $(STAMP)
 	$(BIN)/saddlescape reproduce --out results-full
 
 test: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples $(wildcard docs/*.py)
-	$(BIN)/ruff format --check src tests benchmarks examples $(wildcard docs/*.py)
+	$(BIN)/ruff check src tests benchmarks examples scripts $(wildcard docs/*.py)
+	$(BIN)/ruff format --check src tests benchmarks examples scripts $(wildcard docs/*.py)
 	$(BIN)/python -m pytest -q -p no:cacheprovider -n 2 --timeout=900
 
 lint: $(STAMP)
-	$(BIN)/ruff check src tests benchmarks examples $(wildcard docs/*.py)
-	$(BIN)/ruff format --check src tests benchmarks examples $(wildcard docs/*.py)
+	$(BIN)/ruff check src tests benchmarks examples scripts $(wildcard docs/*.py)
+	$(BIN)/ruff format --check src tests benchmarks examples scripts $(wildcard docs/*.py)
 
 format: $(STAMP)
-	$(BIN)/ruff format src tests benchmarks examples $(wildcard docs/*.py)
-	$(BIN)/ruff check --fix src tests benchmarks examples $(wildcard docs/*.py)
+	$(BIN)/ruff format src tests benchmarks examples scripts $(wildcard docs/*.py)
+	$(BIN)/ruff check --fix src tests benchmarks examples scripts $(wildcard docs/*.py)
 
 clean:
 	rm -rf $(VENV) results results-full .pytest_cache site docs/gallery build/docs-run \
