@@ -388,6 +388,10 @@ class Bench:
 
     # ------------------------------------------------------------------ products
     def products(self) -> None:
+        with self.math_attention():  # peers build their graphs here too
+            self._products()
+
+    def _products(self) -> None:
         a, clock = self.args, self.clock
         gen = torch.Generator().manual_seed(6)
         V4 = torch.randn(self.n, 4, generator=gen).to(self.device, self.dtype)
