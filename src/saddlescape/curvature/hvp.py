@@ -102,7 +102,10 @@ class HVPEngine:
         self._value: float | None = None
         self._grad: torch.Tensor | None = None
         self._graph: tuple[torch.Tensor, torch.Tensor] | None = None  # (theta leaf, grad)
-        self._batched_backward = True  # until an op of the graph has no batching rule
+        # a vmapped second backward (is_grads_batched) for several columns on CUDA; on CPU
+        # benchmarks/scale.py measured it slower than one backward per column (transformer:
+        # 5 columns 5.7 s vs 3.8 s), so CPU loops; off for good once an op cannot be batched
+        self._batched_backward = theta.is_cuda
         self.passes = 0  # passes over the data (forward passes through every batch)
         self.fd_error = 0.0  # the largest relative error estimate of a finite difference
 
@@ -201,7 +204,7 @@ class HVPEngine:
         """``∇²f(θ) V`` for ``V`` of shape ``(n, b)``, with one pass over the data for all
         ``b`` columns: each batch's forward pass and first backward are shared by the
         ``b`` products (``"double_backward"``: one graph of ``g`` per batch, ``b`` backward
-        passes through it; ``"forward_over_reverse"``: ``vmap`` of the JVP over the
+        passes through it, vmapped on CUDA; ``"forward_over_reverse"``: ``vmap`` of the JVP over the
         columns). ``"finite_difference"`` takes two gradients per column."""
         if V.shape[1] == 1 or self.method == "finite_difference":
             cols = [self.hvp(V[:, j]) for j in range(V.shape[1])]
