@@ -12,7 +12,15 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch import nn
 
-from saddlescape.curvature import HessianOperator, certify, lanczos, trace
+from saddlescape.curvature import (
+    HessianOperator,
+    SharpnessTracker,
+    certify,
+    certify_model,
+    lanczos,
+    smoothness,
+    trace,
+)
 from saddlescape.errors import ConfigError
 
 WORLD = 2
@@ -31,6 +39,15 @@ def _problem():
     cuts = [(0, 5), (5, 8), (8, 12), (12, 20)]
     batches = [(X[a:b], y[a:b]) for a, b in cuts]
     return model, loss, [batches[:2], batches[2:]]
+
+
+def _model_level(model, loss, data, mode, **distributed):
+    """The model-level helpers, which build their own operators."""
+    cert = certify_model(model, loss, data, eps=1e-6, tau=1e-3, tol=1e-10, mode=mode, **distributed)
+    tracker = SharpnessTracker(model, loss, data, tol=1e-10, mode=mode, **distributed)
+    beta = smoothness(model, loss_fn=loss, data=data, tol=1e-10, mode=mode, **distributed).beta
+    record = tracker.update(0)
+    return torch.tensor([cert.lambda_min, cert.lambda_max, record.lambda_max, beta])
 
 
 def _measure(op):
@@ -64,7 +81,9 @@ def _rank_main(rank: int, init_file: str, out: str) -> None:
         model, loss, shards = _problem()
         for mode in ("train", "eval"):
             op = HessianOperator.from_model(model, loss, shards[rank], mode=mode, distributed=True)
-            torch.save(_measure(op), f"{out}/{mode}-rank{rank}.pt")
+            results = _measure(op)
+            results["model level"] = _model_level(model, loss, shards[rank], mode, distributed=True)
+            torch.save(results, f"{out}/{mode}-rank{rank}.pt")
         dist.barrier()  # no rank tears the file store down while another still reads it
     finally:
         dist.destroy_process_group()
@@ -83,6 +102,7 @@ def _compare(tmp_path, mode):
     ranks = [torch.load(tmp_path / f"{mode}-rank{r}.pt") for r in range(WORLD)]
     model, loss, shards = _problem()
     one = _measure(HessianOperator.from_model(model, loss, shards[0] + shards[1], mode=mode))
+    one["model level"] = _model_level(model, loss, shards[0] + shards[1], mode)
     for key, value in one.items():
         for r in ranks:
             if isinstance(value, str):

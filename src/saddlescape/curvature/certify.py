@@ -399,15 +399,18 @@ def certify_model(
     reduction: str | None = None,
     batch_size_fn: Callable[[Any], float] | None = None,
     batch_loss: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
+    cache: bool | None = None,
+    distributed: Any = False,
     progress: bool = False,
     callback: Callable[[CurvatureProgress], Any] | None = None,
 ) -> Certificate:
     """:func:`certify` for a model's dataset loss at its current parameters.
 
     The loss is :meth:`HessianOperator.from_model`'s (``params``, ``method``, ``mode``,
-    ``reduction``, ``batch_size_fn``, ``batch_loss`` as there). With neither ``rho`` nor
-    ``tau``, ρ is estimated from Hessian-vector product differences along the extreme
-    eigen-directions and ``τ = √(ρ̂ε)`` (``rho_estimated`` is then True).
+    ``reduction``, ``batch_size_fn``, ``batch_loss``, ``cache``, ``distributed`` as
+    there). With neither ``rho`` nor ``tau``, ρ is estimated from Hessian-vector product
+    differences along the extreme eigen-directions and ``τ = √(ρ̂ε)`` (``rho_estimated`` is
+    then True).
 
     A tanh network with zero weights sits at a strict saddle of its loss:
 
@@ -433,6 +436,8 @@ def certify_model(
         reduction=reduction,
         batch_size_fn=batch_size_fn,
         batch_loss=batch_loss,
+        cache=cache,
+        distributed=distributed,
     )
     return certify(
         op,

@@ -101,6 +101,8 @@ def smoothness(
     reduction: str | None = None,
     batch_size_fn: Callable[[Any], float] | None = None,
     batch_loss: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
+    cache: bool | None = None,
+    distributed: Any = False,
     progress: bool = False,
     callback: Callable[[CurvatureProgress], Any] | None = None,
 ) -> SmoothnessResult:
@@ -112,7 +114,8 @@ def smoothness(
       the point ``x`` or a set of ``points`` (a sequence of vectors or a ``(B, d)`` tensor);
     - a ``torch.nn.Module`` with ``loss_fn`` and ``data`` (its dataset loss at the current
       parameters, see :meth:`HessianOperator.from_model`; ``params``, ``mode``,
-      ``reduction``, ``batch_size_fn`` and ``batch_loss`` as there);
+      ``reduction``, ``batch_size_fn``, ``batch_loss``, ``cache`` and ``distributed`` as
+      there);
     - an operator (``matvec``, ``shape``, ``dtype``), e.g. a :class:`HessianOperator`.
 
     ``tol`` (> 0) is the Lanczos tolerance relative to ``‖H‖``; ``max_hvps`` (≥ 1, or None
@@ -135,6 +138,8 @@ def smoothness(
         "reduction": reduction,
         "batch_size_fn": batch_size_fn,
         "batch_loss": batch_loss,
+        "cache": cache,
+        "distributed": distributed,
     }
     ops = _operators(target, x, points, loss_fn, data, options)
     lmins, lmaxs, betas = [], [], []

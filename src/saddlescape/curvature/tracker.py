@@ -90,6 +90,8 @@ class SharpnessTracker:
         reduction: str | None = None,
         batch_size_fn: Callable[[Any], float] | None = None,
         batch_loss: Callable[[torch.nn.Module, Any], torch.Tensor] | None = None,
+        cache: bool | None = None,
+        distributed: Any = False,
         progress: bool = False,
         callback: Callable[[Any], None] | None = None,
     ) -> None:
@@ -104,6 +106,8 @@ class SharpnessTracker:
             "reduction": reduction,
             "batch_size_fn": batch_size_fn,
             "batch_loss": batch_loss,
+            "cache": cache,
+            "distributed": distributed,
         }
         self.progress, self.callback = bool(progress), callback
         self.every = check_int("every", every, minimum=1)
