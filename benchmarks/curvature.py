@@ -24,6 +24,7 @@ import scipy
 import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 
+from _tables import table
 from saddlescape.curvature import HessianOperator, has_negative_curvature, lanczos, power_iteration
 from saddlescape.problems.networks import fit_full_batch, load_digits_tensors, make_loss, make_mlp
 
@@ -33,22 +34,6 @@ TARGETS: list[tuple[str, bool, str]] = []
 
 def target(name: str, ok: bool, detail: str) -> None:
     TARGETS.append((name, ok, detail))
-
-
-def table(title: str, header: list[str], rows: list[list[object]]) -> None:
-    cells = [[str(h) for h in header]] + [[_fmt(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    print(f"\n## {title}")
-    for j, r in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-        if j == 0:
-            print("  ".join("-" * w for w in widths))
-
-
-def _fmt(c: object) -> str:
-    if isinstance(c, float):
-        return f"{c:.4g}" if abs(c) >= 1e-3 or c == 0 else f"{c:.2e}"
-    return str(c)
 
 
 def median_time(fn: Callable[[], object], repeat: int = 15) -> float:

@@ -65,6 +65,7 @@ import torch
 from scipy.sparse.linalg import LinearOperator, eigsh
 from torch import nn
 
+from _tables import table
 from saddlescape.curvature import HessianOperator, lanczos
 
 # PyHessian's loss.backward(create_graph=True) warns of a reference cycle (it is cleared)
@@ -76,25 +77,6 @@ NUM_CLASSES = 10
 # ---------------------------------------------------------------------- printing
 def target(name: str, ok: bool | None, detail: str) -> None:
     TARGETS.append((name, ok, detail))
-
-
-def _fmt(c: object) -> str:
-    if isinstance(c, float):
-        if c != c:
-            return "-"
-        return f"{c:.4g}" if abs(c) >= 1e-3 or c == 0 else f"{c:.2e}"
-    return str(c)
-
-
-def table(title: str, header: list[str], rows: list[list[object]]) -> None:
-    cells = [[str(h) for h in header]] + [[_fmt(c) for c in r] for r in rows]
-    widths = [max(len(r[i]) for r in cells) for i in range(len(header))]
-    print(f"\n## {title}")
-    for j, r in enumerate(cells):
-        print("  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)))
-        if j == 0:
-            print("  ".join("-" * w for w in widths))
-    sys.stdout.flush()
 
 
 def skip(name: str, reason: str) -> None:
