@@ -71,7 +71,8 @@ import torch
 from scipy.optimize import brentq
 
 from ..errors import ConfigError, DivergenceError, check_positive
-from .base import Closure, ParamsT, SaddleOptimizer, check_hyper, check_hyper_int, eager_step
+from ._second_order import SecondOrderOptimizer
+from .base import Closure, ParamsT, check_hyper, check_hyper_int, eager_step
 
 __all__ = ["CubicNewton", "CubicStep", "solve_cubic_subproblem"]
 
@@ -125,7 +126,7 @@ class CubicStep:
     f_evals: int = 0
 
 
-class CubicNewton(SaddleOptimizer):
+class CubicNewton(SecondOrderOptimizer):
     """Cubic-regularized Newton (Nesterov & Polyak 2006) with HVP-only subproblem solvers.
 
     Args:
@@ -279,34 +280,14 @@ class CubicNewton(SaddleOptimizer):
     def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
         """One cubic-Newton step; returns the loss at the point before the step."""
         closure = self._need_closure(closure)
-        params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
         hp = self.param_groups[0]
         step_no = self._iterations
         evals0, f_evals0 = self._grad_evals, self._f_evals
-        with torch.enable_grad():
-            loss = closure()
-        self._grad_evals += 1
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ConfigError("the closure must return the scalar loss as a tensor")
-        if not bool(torch.isfinite(loss.detach()).all()):
-            raise DivergenceError(f"CubicNewton: non-finite loss {loss.item()} at step {step_no}")
-        grad, hvp, params = self._derivatives(loss, params, closure)
-        if not params:
-            return self._nothing_to_do(loss.detach().reshape(1))  # type: ignore[return-value]
-        gnorm = float(grad.norm())
-        if not math.isfinite(gnorm):
-            raise DivergenceError(
-                f"CubicNewton: non-finite gradient (norm {gnorm}) at step {step_no}"
-            )
-
-        def counted_hvp(v: torch.Tensor) -> torch.Tensor:
-            self._hvps += 1
-            out = hvp(v)
-            if not bool(torch.isfinite(out).all()):
-                raise DivergenceError(
-                    f"CubicNewton: non-finite Hessian-vector product at step {step_no}"
-                )
-            return out
+        point = self._first_and_second_order(closure, step_no)
+        if point.params is None:
+            return self._nothing_to_do(point.loss.reshape(1))  # type: ignore[return-value]
+        loss, grad, params = point.loss_tensor, point.grad, point.params
+        counted_hvp = point.hvp
 
         n = grad.numel()
         iters = hp["subproblem_iters"]
@@ -383,91 +364,6 @@ class CubicNewton(SaddleOptimizer):
             return True, float("nan")
         ratio = actual / predicted if predicted > 0 else -math.inf
         return ratio >= ETA1, ratio
-
-    def _derivatives(
-        self, loss: torch.Tensor, params: list[torch.Tensor], closure: Closure
-    ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor], list[torch.Tensor]]:
-        """``(∇f as a flat float64 tensor, v ↦ ∇²f v, the parameters x is made of)``: exact
-        by double backward when the closure left its graph, else central differences of
-        the closure's gradients. A parameter the loss does not reach (no gradient, as
-        torch.optim skips it) is not part of x; with none left, x is empty."""
-        grads = None
-        if not params:
-            return torch.zeros(0, dtype=torch.float64), lambda v: v, []
-        if loss.requires_grad:
-            try:
-                grads = torch.autograd.grad(loss, params, create_graph=True, allow_unused=True)
-            except RuntimeError as exc:  # the closure called backward(): graph freed
-                if "second time" not in str(exc) and "freed" not in str(exc):
-                    raise
-        if grads is not None:
-            used = [(p, g) for p, g in zip(params, grads, strict=True) if g is not None]
-            if not used:
-                return torch.zeros(0, dtype=torch.float64), lambda v: v, []
-            params = [p for p, _ in used]
-            grads = [g for _, g in used]
-            flat = torch.cat([g.reshape(-1) for g in grads])
-            for p, g in zip(params, grads, strict=True):
-                p.grad = g.detach().clone()
-            differentiable = flat.requires_grad
-
-            def hvp(v: torch.Tensor) -> torch.Tensor:
-                if not differentiable:
-                    return torch.zeros_like(v)
-                hv = torch.autograd.grad(
-                    flat,
-                    params,
-                    grad_outputs=v.to(flat.dtype),
-                    retain_graph=True,
-                    allow_unused=True,
-                )
-                return torch.cat(
-                    [
-                        (torch.zeros_like(p) if h is None else h).reshape(-1)
-                        for p, h in zip(params, hv, strict=True)
-                    ]
-                ).to(torch.float64)
-
-            return flat.detach().to(torch.float64), hvp, params
-
-        # finite differences through a closure that calls backward() itself
-        params = [p for p in params if p.grad is not None]
-        if not params:
-            return torch.zeros(0, dtype=torch.float64), lambda v: v, []
-        g0 = [p.grad.detach().clone() for p in params]
-        theta = [p.detach().clone() for p in params]
-        flat_g = torch.cat([g.reshape(-1) for g in g0]).to(torch.float64)
-        eps = torch.finfo(params[0].dtype).eps
-        scale = max(1.0, float(torch.cat([t.reshape(-1) for t in theta]).double().norm()))
-        h = eps ** (1 / 3) * scale
-
-        def grad_at(v: torch.Tensor, sign: float) -> torch.Tensor:
-            with torch.no_grad():
-                off = 0
-                for p, t in zip(params, theta, strict=True):
-                    k = p.numel()
-                    p.copy_(t + sign * h * v[off : off + k].view_as(p).to(p.dtype))
-                    off += k
-            with torch.enable_grad():
-                closure()
-            self._grad_evals += 1
-            return torch.cat(
-                [(torch.zeros_like(p) if p.grad is None else p.grad).reshape(-1) for p in params]
-            ).to(torch.float64)
-
-        def hvp_fd(v: torch.Tensor) -> torch.Tensor:
-            nv = float(v.norm())
-            if nv == 0:
-                return torch.zeros_like(v)
-            u = v / nv
-            out = (grad_at(u, 1.0) - grad_at(u, -1.0)) * (nv / (2 * h))
-            with torch.no_grad():
-                for p, t, g in zip(params, theta, g0, strict=True):
-                    p.copy_(t)
-                    p.grad = g.clone()
-            return out
-
-        return flat_g, hvp_fd, params
 
 
 # ---------------------------------------------------------------------- subproblem

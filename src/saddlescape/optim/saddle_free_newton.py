@@ -68,8 +68,9 @@ from typing import Any, ClassVar
 
 import torch
 
-from ..errors import ConfigError, DivergenceError
-from .base import Closure, ParamsT, SaddleOptimizer, check_hyper, check_hyper_int, eager_step
+from ..errors import ConfigError
+from ._second_order import SecondOrderOptimizer
+from .base import Closure, ParamsT, check_hyper, check_hyper_int, eager_step
 
 __all__ = ["SFNStep", "SaddleFreeNewton"]
 
@@ -128,7 +129,7 @@ class _ClosureHessian:
         return self.matvec(v) if v.ndim == 1 else self.matmat(v)
 
 
-class SaddleFreeNewton(SaddleOptimizer):
+class SaddleFreeNewton(SecondOrderOptimizer):
     """Saddle-free Newton (Dauphin et al. 2014) with |H| from Lanczos Ritz pairs.
 
     Args:
@@ -239,45 +240,21 @@ class SaddleFreeNewton(SaddleOptimizer):
     def step(self, closure: Closure | None = None) -> torch.Tensor:  # type: ignore[override]
         """One saddle-free Newton step; returns the loss at the point before the step."""
         from ..curvature.lanczos import lanczos
-        from .cubic_newton import CubicNewton
 
         closure = self._need_closure(closure)
-        params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
         hp = self.param_groups[0]
         step_no = self._iterations
         evals0, f_evals0, hvps0 = self._grad_evals, self._f_evals, self._hvps
-        with torch.enable_grad():
-            loss = closure()
-        self._grad_evals += 1
-        if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
-            raise ConfigError("the closure must return the scalar loss as a tensor")
-        if not bool(torch.isfinite(loss.detach()).all()):
-            raise DivergenceError(
-                f"SaddleFreeNewton: non-finite loss {loss.item()} at step {step_no}"
-            )
-        # the same derivatives as CubicNewton: exact by double backward, else differences
-        grad, hvp, params = CubicNewton._derivatives(self, loss, params, closure)  # type: ignore[arg-type]
-        if not params:
-            return self._nothing_to_do(loss.detach().reshape(1))  # type: ignore[return-value]
-        gnorm = float(grad.norm())
-        if not math.isfinite(gnorm):
-            raise DivergenceError(
-                f"SaddleFreeNewton: non-finite gradient (norm {gnorm}) at step {step_no}"
-            )
+        point = self._first_and_second_order(closure, step_no)
+        if point.params is None:
+            return self._nothing_to_do(point.loss.reshape(1))  # type: ignore[return-value]
+        loss, grad, params, gnorm = point.loss_tensor, point.grad, point.params, point.gnorm
         f0 = float(loss.detach())
         n = grad.numel()
         if gnorm == 0.0:  # an exact critical point: s = 0 for every λ
             self._finish(f0, evals0, f_evals0, hvps0, gnorm, n)
             return loss.detach()
-
-        def counted(v: torch.Tensor) -> torch.Tensor:
-            self._hvps += 1
-            out = hvp(v)
-            if not bool(torch.isfinite(out).all()):
-                raise DivergenceError(
-                    f"SaddleFreeNewton: non-finite Hessian-vector product at step {step_no}"
-                )
-            return out
+        counted = point.hvp
 
         op = _ClosureHessian(counted, n, grad.device)
         budget = hp["max_hvps"] or 20 * hp["rank"]
