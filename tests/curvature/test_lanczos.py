@@ -47,6 +47,23 @@ def test_matches_dense_eigvalsh(kind, n, which, k, seed):
     assert torch.allclose(true_res, r.residuals, atol=1e-9 * norm)
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known: in a triple eigenvalue found by a block of 3, the reported residual of one "
+    "Ritz vector is 1.2e-8 where the true one is 2.1e-8 (both within tol·‖H‖ = 5e-8; the "
+    "eigenvalues are right); found by hypothesis on 2026-12-03, not yet explained",
+)
+def test_reported_residuals_in_a_degenerate_cluster():
+    seed, n = 521873, 31
+    gen = torch.Generator().manual_seed(seed)
+    A = random_symmetric(spectrum("clustered", n, gen), gen)
+    r = lanczos(DenseOperator(A), k=3, which="smallest", tol=1e-8, seed=seed, max_hvps=20 * n)
+    assert r.converged
+    assert torch.allclose(r.eigenvalues, torch.linalg.eigvalsh(A)[:3], atol=1e-7, rtol=0)
+    true_res = (A @ r.eigenvectors - r.eigenvectors * r.eigenvalues).norm(dim=0)
+    assert torch.allclose(true_res, r.residuals, atol=1e-9 * 5)
+
+
 def test_thick_restart_keeps_converging():
     gen = torch.Generator().manual_seed(3)
     A = random_symmetric(spectrum("random", 150, gen), gen)
