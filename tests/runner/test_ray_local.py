@@ -86,6 +86,13 @@ def _address(hexaddr: str) -> str:
     return socket.inet_ntop(family, packed)
 
 
+def _is_loopback(address: str) -> bool:
+    """127.0.0.0/8 or ::1, also written as an IPv4-mapped IPv6 address (::ffff:127.0.0.1,
+    which is how Ray's gRPC servers report it)."""
+    ip = ipaddress.ip_address(address)
+    return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
+
+
 def _listening(pids: list[int]) -> set[str]:
     """Addresses on which ``pids`` have listening TCP sockets (``/proc/net/tcp*``)."""
     inodes: dict[int, str] = {}
@@ -159,10 +166,5 @@ def test_local_cluster_listens_on_loopback_and_is_gone_after_the_sweep(tmp_path)
     assert driver.returncode == 0 and "done 3" in out, err[-3000:]
     assert _wait_gone(cluster, 5) == []
     assert addresses  # the cluster was seen listening
-    exposed = sorted(a for a in addresses if not ipaddress.ip_address(a).is_loopback)
-    if exposed:
-        pytest.xfail(
-            f"Ray {importlib.import_module('ray').__version__} binds its gRPC servers to "
-            f"all interfaces whatever node IP is given ({', '.join(exposed)}); its token "
-            "authentication guards them (see docs/failure-model.md)"
-        )
+    exposed = sorted(a for a in addresses if not _is_loopback(a))
+    assert exposed == [], f"the local cluster listens beyond the loopback: {exposed}"

@@ -352,6 +352,39 @@ class ProcessExecutor(_Map):
         shutil.rmtree(self._started, ignore_errors=True)
 
 
+#: Ray's switch between a single-machine cluster on the loopback address (its default on
+#: Windows and macOS) and a cluster reachable from other machines (its default on Linux).
+_RAY_CLUSTER_SWITCH = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+
+
+@contextlib.contextmanager
+def _loopback_only(ray: Any) -> Iterator[None]:
+    """Start a local Ray cluster whose every server listens on 127.0.0.1 only.
+
+    ``ray.init(_node_ip_address="127.0.0.1")`` does not do it: Ray replaces a loopback
+    node address by the machine's external one, and its GCS, raylet, workers and agents
+    then listen on all interfaces. With Ray's cluster switch off (the environment
+    variable, read by the processes the cluster starts, and the constant the driver read
+    when it imported Ray) the node address *is* 127.0.0.1, and Ray binds its gRPC servers
+    and agents to it. Both are restored afterwards: the cluster's processes keep the
+    environment they were started with, and the driver then asks the running node for
+    its address."""
+    from ray._private import ray_constants
+
+    saved_env = os.environ.get(_RAY_CLUSTER_SWITCH)
+    saved_constant = ray_constants.ENABLE_RAY_CLUSTER
+    os.environ[_RAY_CLUSTER_SWITCH] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
+    try:
+        yield
+    finally:
+        ray_constants.ENABLE_RAY_CLUSTER = saved_constant
+        if saved_env is None:
+            os.environ.pop(_RAY_CLUSTER_SWITCH, None)
+        else:
+            os.environ[_RAY_CLUSTER_SWITCH] = saved_env
+
+
 class RayExecutor(_Map):
     """Ray tasks (one CPU each). Connects to ``address`` (``"auto"``, ``"ray://host:10001"``,
     ``"host:6379"``) when given, else starts a local cluster with ``num_cpus=workers``. A Ray
@@ -381,7 +414,8 @@ class RayExecutor(_Map):
                         f"address: cannot connect to the Ray cluster at {address!r}: {first}"
                     ) from None
             else:
-                ray.init(num_cpus=_default_workers(workers), **kwargs)
+                with _loopback_only(ray):
+                    ray.init(num_cpus=_default_workers(workers), **kwargs)
                 self._reaper = _start_reaper()
             self._owns_cluster = True
         cluster_cpus = int(ray.cluster_resources().get("CPU", 1))
