@@ -16,15 +16,20 @@ from saddlescape.errors import ConfigError, CurvatureError
     which=st.sampled_from(["smallest", "largest", "both"]),
     k=st.integers(1, 3),
     seed=st.integers(0, 2**20),
+    block=st.sampled_from(["default", "k"]),
 )
-def test_matches_dense_eigvalsh(kind, n, which, k, seed):
+def test_matches_dense_eigvalsh(kind, n, which, k, seed, block):
+    """Both ways to find repeated eigenvalues — one vector then a search for copies (the
+    default), or a block as wide as k — against eigvalsh; "repeated" and "clustered"
+    spectra put a triple eigenvalue at the wanted end."""
     gen = torch.Generator().manual_seed(seed)
     A = random_symmetric(spectrum(kind, n, gen), gen)
     exact = torch.linalg.eigvalsh(A)
     norm = float(exact.abs().max())
     op = DenseOperator(A)
     tol = 1e-8
-    r = lanczos(op, k=k, which=which, tol=tol, seed=seed, max_hvps=20 * n)
+    size = None if block == "default" else k
+    r = lanczos(op, k=k, which=which, tol=tol, seed=seed, max_hvps=20 * n, block_size=size)
     assert r.converged
     assert op.hvps == r.hvps  # every product counted, nothing else
     kk = min(k, n)
@@ -57,11 +62,45 @@ def test_reported_residuals_in_a_degenerate_cluster():
     seed, n = 521873, 31
     gen = torch.Generator().manual_seed(seed)
     A = random_symmetric(spectrum("clustered", n, gen), gen)
-    r = lanczos(DenseOperator(A), k=3, which="smallest", tol=1e-8, seed=seed, max_hvps=20 * n)
+    r = lanczos(
+        DenseOperator(A), k=3, which="smallest", tol=1e-8, seed=seed, max_hvps=20 * n, block_size=3
+    )
     assert r.converged
     assert torch.allclose(r.eigenvalues, torch.linalg.eigvalsh(A)[:3], atol=1e-7, rtol=0)
     true_res = (A @ r.eigenvectors - r.eigenvectors * r.eigenvalues).norm(dim=0)
     assert torch.allclose(true_res, r.residuals, atol=1e-9 * 5)
+
+
+def _with_copies(n: int = 400, seed: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """A Hessian-like spectrum (a few outliers over a bulk near 0) whose top eigenvalue is
+    double, third eigenvalue triple, and most negative eigenvalue double."""
+    gen = torch.Generator().manual_seed(seed)
+    bulk = 0.5 * torch.rand(n - 9, generator=gen, dtype=torch.float64) - 0.1
+    ends = torch.tensor([100.0, 100.0, 50.0, 40.0, 40.0, 40.0, 30.0, -20.0, -20.0])
+    ev = torch.cat([ends.to(torch.float64), bulk])
+    return random_symmetric(ev, gen), ev.sort().values
+
+
+@pytest.mark.parametrize("which", ["largest", "smallest", "both"])
+def test_default_finds_every_copy_of_a_repeated_eigenvalue(which):
+    A, exact = _with_copies()
+    op = DenseOperator(A)
+    r = lanczos(op, k=6, which=which, tol=1e-6, seed=3)
+    want = {
+        "largest": exact[-6:],
+        "smallest": exact[:6],
+        "both": torch.cat([exact[:6], exact[-6:]]),
+    }[which]
+    assert r.converged and op.hvps == r.hvps
+    torch.testing.assert_close(r.eigenvalues, want, atol=1e-6 * 100 * 10, rtol=0)
+    V = r.eigenvectors
+    torch.testing.assert_close(V.T @ V, torch.eye(V.shape[1], dtype=V.dtype), atol=1e-8, rtol=0)
+    true_res = (A @ V - V * r.eigenvalues).norm(dim=0)
+    torch.testing.assert_close(r.residuals, true_res, atol=1e-12 * 100, rtol=0)
+    if which == "largest":  # here one start vector alone returns one copy of each
+        single = lanczos(DenseOperator(A), k=6, which=which, tol=1e-6, seed=3, block_size=1)
+        assert single.eigenvalues.unique().numel() == 6
+        assert not torch.allclose(single.eigenvalues, want, atol=1e-3, rtol=0)
 
 
 def test_thick_restart_keeps_converging():

@@ -32,8 +32,13 @@ step, which the one-sided test in :mod:`~saddlescape.curvature.certify` uses.
 The recurrence runs in float64 whatever the operator's dtype (products are cast to the
 operator's dtype and back): reorthogonalization is then exact to ``1e-16`` and the
 attainable accuracy is set by the products themselves (float32 HVPs carry noise of about
-``1e-7·‖H‖``). A single start vector finds one copy of a repeated eigenvalue only; a block
-of ``b ≥ multiplicity`` columns finds them all, so ``block_size`` defaults to ``k``. If the
+``1e-7·‖H‖``). A single start vector finds one copy of a repeated eigenvalue only. For
+``k > 1`` the default therefore runs one vector to convergence, locks the converged pairs
+and searches their orthogonal complement from a fresh random vector for anything they
+missed — a copy, or an eigenvalue converged past — locking and searching again until the
+search finds nothing that belongs to the ``k`` wanted (``_complete_multiplicities``). A
+block of ``b ≥ multiplicity`` columns (``block_size=b``) finds every copy by construction,
+but costs ``b`` products a step; ``block_size=1`` skips the search. If the
 Krylov space becomes invariant (breakdown), a random vector orthogonal to it continues;
 after a breakdown from a given ``v0`` (which may be an exact eigenvector and miss the wanted
 end), convergence also waits for the fresh segment's most wanted Ritz pair.
@@ -122,12 +127,18 @@ def _apply(op: Any, V: torch.Tensor) -> torch.Tensor:
 
 
 def _orthonormalize(
-    W: torch.Tensor, Q: torch.Tensor, gen: torch.Generator, scale: float
+    W: torch.Tensor,
+    Q: torch.Tensor,
+    gen: torch.Generator,
+    scale: float,
+    locked: torch.Tensor | None = None,
 ) -> tuple[torch.Tensor, torch.Tensor, bool]:
     """Column-wise Gram–Schmidt of ``W`` (already orthogonal to ``Q``) into ``P`` with
     ``W = P B`` (``B`` upper triangular). A column that vanishes (an invariant subspace) is
-    replaced by a random unit vector orthogonal to everything, with coupling 0."""
+    replaced by a random unit vector orthogonal to everything (``Q``, ``locked`` and the
+    columns before it), with coupling 0."""
     n, b = W.shape
+    Y = locked if locked is not None and locked.shape[1] else None
     P = torch.empty_like(W)
     B = torch.zeros(b, b, dtype=W.dtype, device=W.device)
     tiny = 1e-13 * max(scale, 1e-300)
@@ -140,6 +151,8 @@ def _orthonormalize(
         old = float(torch.linalg.vector_norm(w))
         for _rep in range(4):
             w -= Q @ (Q.T @ w)
+            if Y is not None:
+                w -= Y @ (Y.T @ w)
             if j:
                 c = prev.T @ w
                 w -= prev @ c
@@ -154,11 +167,13 @@ def _orthonormalize(
             continue
         broke = True
         nw = 0.0
-        if Q.shape[1] + j < n:
+        if Q.shape[1] + j + (0 if Y is None else Y.shape[1]) < n:
             for _attempt in range(3):  # breakdown: continue with a fresh random direction
                 w = torch.randn(n, generator=gen, dtype=W.dtype).to(W.device)
                 for _ in range(2):
                     w -= Q @ (Q.T @ w)
+                    if Y is not None:
+                        w -= Y @ (Y.T @ w)
                     w -= prev @ (prev.T @ w)
                 nw = float(torch.linalg.vector_norm(w))
                 if nw > 1e-8:
@@ -281,10 +296,13 @@ def lanczos(
     ``stop(theta, residuals, scale)`` returns True (used by the one-sided negative-curvature
     test; ``tol = 0`` leaves only these other rules). ``v0`` warm-starts (e.g. the previous
     step's eigenvector); ``seed`` fixes the random start (same seed ⇒ same bits).
-    ``block_size`` (default ``k``): start-block width, at least the multiplicity of any
-    wanted repeated eigenvalue; the default is safe, not cheap: when the wanted eigenvalues
-    are known to be simple, ``block_size=1`` found the top 5 of a 309k-parameter CNN in 15
-    products instead of 40 (benchmarks/RESULTS.md, "scale"). ``max_basis``: memory cap in
+    ``block_size``: the default (None) is one start vector and, for ``k > 1``, a search
+    for the copies of repeated eigenvalues it cannot see (module docstring); every copy is
+    returned, with residuals as exact as the first run's. ``block_size=b`` instead runs block
+    Lanczos from ``b`` random vectors (safe for multiplicities up to ``b``, ``b`` products a
+    step, sharing one pass over the data); ``block_size=1`` is the cheapest and finds one
+    copy of each repeated eigenvalue (benchmarks/RESULTS.md, "scale", compares the three on
+    a 309k-parameter CNN). ``max_basis``: memory cap in
     basis vectors before a thick restart (default ``min(n, 128)``, fewer if ``n·128``
     float64 values exceed 2 GiB). ``progress=True`` shows a bar (products out of the budget,
     the current extreme Ritz values); ``callback(p)`` gets a
@@ -296,7 +314,7 @@ def lanczos(
     if which not in ("largest", "smallest", "both"):
         raise ConfigError(f"which must be 'largest', 'smallest' or 'both', got {which!r}")
     tol = check_positive("tol", tol, allow_zero=True)
-    b = check_int("block_size", block_size if block_size is not None else min(k, n), minimum=1)
+    b = check_int("block_size", block_size if block_size is not None else 1, minimum=1)
     b = min(b, n)
     if relative_to not in ("norm", "eigenvalue"):
         raise ConfigError(f"relative_to must be 'norm' or 'eigenvalue', got {relative_to!r}")
@@ -310,25 +328,113 @@ def lanczos(
     max_hvps = check_int("max_hvps", max_hvps, minimum=1)
 
     passes0 = getattr(op, "passes", 0)
+    common = (n, which, tol, relative_to, max_basis)
     with Watch("lanczos", progress, callback, max_hvps) as watch:
-        result = _lanczos(
-            op,
-            n,
-            k,
-            which,
-            tol,
-            b,
-            relative_to,
-            n_wanted,
-            max_basis,
-            max_hvps,
-            seed,
-            v0,
-            stop,
-            watch,
-            t0,
-        )
+        result, R, scale = _lanczos(
+            op, n, k, which, tol, b, relative_to, n_wanted, max_basis, max_hvps, seed, v0,
+            stop, watch, t0,
+        )  # fmt: skip
+        if block_size is None and k > 1 and result.converged and n_wanted < n:
+            result = _complete_multiplicities(
+                op, common, k, max_hvps, seed, watch, t0, result, R, scale
+            )
     return dataclasses.replace(result, passes=getattr(op, "passes", 0) - passes0)
+
+
+class _Offset:
+    """A progress watch for a later run: its products are added to those spent before."""
+
+    def __init__(self, watch: Any, offset: int) -> None:
+        self.watch, self.offset = watch, offset
+
+    @property
+    def active(self) -> bool:
+        return bool(self.watch.active)
+
+    def __call__(self, hvps: int, **estimate: float) -> None:
+        self.watch(self.offset + hvps, **estimate)
+
+
+def _complete_multiplicities(
+    op: Any,
+    common: tuple[int, str, float, str, int],
+    k: int,
+    max_hvps: int,
+    seed: int | None,
+    watch: Any,
+    t0: float,
+    first: EigenResult,
+    R: torch.Tensor,
+    scale: float,
+) -> EigenResult:
+    """Find the copies of repeated eigenvalues a single start vector cannot see.
+
+    A Krylov space from one vector holds one direction of each eigenspace, so a converged
+    single-vector run returns each repeated eigenvalue once. The converged pairs are
+    locked (``Y``) and a fresh run from a random vector explores ``Y⊥`` for the most
+    wanted eigenvalue of ``(I − YYᵀ) H (I − YYᵀ)``: a hidden copy (or a pair the first run
+    converged past) is the most wanted there and enters the wanted set — then it is locked
+    too and another run looks again; a value that would not be wanted, or would be by less
+    than the tolerance (a tie with the k-th, which either answer meets), ends the search.
+    Each run converges on one pair per end, usually in a few products (measured in
+    tests/curvature/test_lanczos.py against the block run that is safe by construction).
+
+    Residuals stay exact: for ``y ⊥ Y`` with ``(I − YYᵀ) H y − θ y = r``,
+    ``H y − θ y = r + Y (Rᵀ y)`` where ``R = H Y − Y Θ`` are the locked pairs' residual
+    vectors, known from their Krylov relations, and the two terms are orthogonal."""
+    n, which, tol, relative_to, max_basis = common
+    theta, Y, res = first.eigenvalues, first.eigenvectors, first.residuals
+    hvps, iterations, restarts = first.hvps, first.iterations, first.restarts
+    converged = True
+    rounds = 0
+    while Y.shape[1] < n:
+        if hvps >= max_hvps:
+            converged = False  # the search for copies did not finish
+            break
+        rounds += 1
+        sub, Rs, scale = _lanczos(
+            op, n, 1, which, tol, 1, relative_to, 2 if which == "both" else 1,
+            min(max_basis, n - Y.shape[1]), max_hvps - hvps,
+            None if seed is None else seed + 7919 * rounds, None, None,
+            _Offset(watch, hvps), t0, locked=Y, scale0=scale,
+        )  # fmt: skip
+        hvps += sub.hvps
+        iterations += sub.iterations
+        restarts += sub.restarts
+        if not sub.converged:
+            converged = False
+            break
+        Rnew = Rs + Y @ (R.T @ sub.eigenvectors)
+        rnew = torch.linalg.vector_norm(Rnew, dim=0).cpu()
+        asc = torch.sort(theta).values
+        top, bottom = float(asc[-min(k, asc.numel())]), float(asc[min(k, asc.numel()) - 1])
+        enters = []
+        for j, value in enumerate(sub.eigenvalues.tolist()):
+            # a value within the tolerance of the k-th is a tie, not a missed eigenvalue
+            margin = tol * (scale if relative_to == "norm" else abs(value))
+            if (which != "smallest" and value > top + margin) or (
+                which != "largest" and value < bottom - margin
+            ):
+                enters.append(j)
+        if not enters:
+            break  # nothing hidden at the wanted end: every copy was found
+        theta = torch.cat([theta, sub.eigenvalues[enters]])
+        Y = torch.cat([Y, sub.eigenvectors[:, enters]], dim=1)
+        R = torch.cat([R, Rnew[:, enters]], dim=1)
+        res = torch.cat([res, rnew[enters]])
+    idx = _wanted(theta, k, which)
+    bound = tol * (scale if relative_to == "norm" else theta[idx].abs())
+    return EigenResult(
+        eigenvalues=theta[idx].clone(),
+        eigenvectors=Y[:, idx.to(Y.device)],
+        residuals=res[idx].clone(),
+        converged=converged and bool((res[idx] <= bound).all()),
+        hvps=hvps,
+        seconds=time.perf_counter() - t0,
+        iterations=iterations,
+        restarts=restarts,
+        error_bounds=_error_bounds(theta, res, idx),
+    )
 
 
 def _lanczos(
@@ -345,12 +451,22 @@ def _lanczos(
     seed: int | None,
     v0: torch.Tensor | None,
     stop: Callable[[torch.Tensor, torch.Tensor, float], bool] | None,
-    watch: Watch,
+    watch: Any,
     t0: float,
-) -> EigenResult:
+    locked: torch.Tensor | None = None,
+    scale0: float = 0.0,
+) -> tuple[EigenResult, torch.Tensor, float]:
+    """One Lanczos run; also returns the residual vectors ``H y − θ y`` of the wanted pairs
+    (``(n, k)``, exact from the Krylov relation). With ``locked`` (orthonormal columns ``Y``)
+    it runs on ``Y⊥``: the start, every product and every fresh direction are projected
+    off ``Y``, so it computes eigenpairs of ``(I − YYᵀ) H (I − YYᵀ)`` restricted to ``Y⊥``
+    (its residuals are those of that operator); ``scale0`` seeds the estimate of ``‖H‖``,
+    which is returned third."""
     gen = start_generator(seed)
     device = getattr(op, "device", torch.device("cpu"))
     f64 = torch.float64
+    Y = locked if locked is not None and locked.shape[1] else None
+    room = n - (0 if Y is None else Y.shape[1])  # the dimension of the space searched
 
     # start block
     start = torch.randn(n, b, generator=gen, dtype=f64).to(device)
@@ -361,8 +477,10 @@ def _lanczos(
         if not bool(torch.isfinite(v0).all()) or float(torch.linalg.vector_norm(v0)) == 0:
             raise CurvatureError("v0 must be a finite, non-zero vector")
         start[:, 0] = v0
+    if Y is not None:
+        start -= Y @ (Y.T @ start)
     norms = torch.linalg.vector_norm(start, dim=0, keepdim=True)
-    P, _, _ = _orthonormalize(start / norms, start[:, :0], gen, 1.0)
+    P, _, _ = _orthonormalize(start / norms, start[:, :0], gen, 1.0, Y)
 
     # The basis lives in one buffer, Q = buf[:, :m], that grows (doubling) with the steps
     # taken up to the restart size: memory follows the steps, not the maximum.
@@ -373,15 +491,18 @@ def _lanczos(
     suspicious = v0 is not None
     T = torch.zeros(0, 0, dtype=f64, device=device)
     hvps = iterations = restarts = 0
-    scale = 0.0
+    scale = scale0
     converged = False
     theta = torch.zeros(0, dtype=f64)
     S = torch.zeros(0, 0, dtype=f64)
     res = torch.zeros(0, dtype=f64)
+    B = torch.zeros(0, 0, dtype=f64, device=device)
     while True:
-        bb = min(P.shape[1], n - m, max_hvps - hvps)
+        bb = min(P.shape[1], room - m, max_hvps - hvps)
         W = _apply(op, P[:, :bb])
         hvps += bb
+        if Y is not None:
+            W -= Y @ (Y.T @ W)
         iterations += 1
         if m + bb > buf.shape[1]:
             width = min(capacity, max(m + bb, 2 * buf.shape[1]))
@@ -403,12 +524,12 @@ def _lanczos(
         m, T = m + bb, Tn
         theta, S = torch.linalg.eigh(T.cpu())
         scale = max(scale, float(theta.abs().max()))
-        exhausted = m >= n
+        exhausted = m >= room
         broke = False
         if exhausted:
             res = torch.zeros_like(theta)
         else:
-            P, B, broke = _orthonormalize(W, buf[:, :m], gen, scale)
+            P, B, broke = _orthonormalize(W, buf[:, :m], gen, scale, Y)
             if broke and suspicious:
                 # A breakdown from a random start is generic: the invariant subspace then
                 # holds every distinct eigenvalue the start touched, i.e. all of them. From
@@ -425,7 +546,9 @@ def _lanczos(
         bound = tol * (scale if relative_to == "norm" else theta[idx].abs())
         # At a breakdown the basis spans an invariant subspace: its Ritz pairs are exact
         # but may miss the wanted end of the spectrum, so go on with the fresh direction.
-        converged = exhausted or (not broke and bool((res[idx] <= bound).all()))
+        converged = exhausted or (
+            not broke and idx.numel() >= n_wanted and bool((res[idx] <= bound).all())
+        )
         if converged and fresh is not None and not exhausted:
             # after a breakdown the old invariant subspace has zero residuals forever: also
             # require the most wanted Ritz pair of the fresh Krylov segment to converge
@@ -436,7 +559,7 @@ def _lanczos(
                 converged = float(res[order[0]]) <= b0
         if converged or hvps >= max_hvps or (stop is not None and stop(theta, res, scale)):
             break
-        if m + min(P.shape[1], n - m) > max_basis:  # thick restart (Wu & Simon 2000)
+        if m + min(P.shape[1], room - m) > max_basis:  # thick restart (Wu & Simon 2000)
             keep = _priority(theta, which)[: max(n_wanted, min(m - b, max_basis // 2))]
             keep = keep[torch.argsort(theta[keep])]
             kept = buf[:, :m] @ S[:, keep].to(device)
@@ -450,7 +573,11 @@ def _lanczos(
 
     idx = _wanted(theta, k, which)
     vecs = buf[:, :m] @ S[:, idx].to(device)
-    return EigenResult(
+    if exhausted or P.shape[1] == 0:
+        R = torch.zeros_like(vecs)
+    else:  # H y − θ y = P C s with C = [0 … 0 B]
+        R = P @ (B @ S[m - B.shape[1] :, idx].to(device))
+    result = EigenResult(
         eigenvalues=theta[idx].clone(),
         eigenvectors=vecs,
         residuals=res[idx].clone(),
@@ -461,3 +588,4 @@ def _lanczos(
         restarts=restarts,
         error_bounds=_error_bounds(theta, res, idx),
     )
+    return result, R, scale

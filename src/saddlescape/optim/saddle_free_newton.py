@@ -267,6 +267,7 @@ class SaddleFreeNewton(SecondOrderOptimizer):
             max_hvps=min(budget, 10 * n),
             seed=seed,
             v0=grad / gnorm,
+            block_size=min(hp["rank"], n),  # |H| needs every copy of a repeated eigenvalue
         )
         theta = eig.eigenvalues.to(torch.float64)
         V = eig.eigenvectors.to(torch.float64)
