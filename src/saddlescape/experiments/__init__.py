@@ -25,3 +25,4 @@ from . import edge_of_stability  # noqa: F401  isort: skip
 from . import certify_network  # noqa: F401  isort: skip
 from . import acceleration  # noqa: F401  isort: skip
 from . import sfn_plateau  # noqa: F401  isort: skip
+from . import hessian_outliers  # noqa: F401  isort: skip
