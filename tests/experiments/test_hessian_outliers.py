@@ -232,6 +232,7 @@ def test_analyze_rejects_a_bad_density_or_lanczos_or_dense_count(exp):
     assert not v.supported and "dense spectrum gives another count" in v.summary
     v = _verdict(exp, _records(dense=False)).verdict
     assert not v.supported and "no net had a dense reference" in v.summary
+    assert set(v.deciding) <= set(v.numbers)
 
 
 def test_analyze_rejects_failed_and_missing_runs(exp):

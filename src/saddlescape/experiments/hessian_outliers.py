@@ -466,7 +466,8 @@ class HessianOutliers(Experiment):
                 f"{SLOPE_MAX}] ({fit_txt}), every count within C ± 1, {dense_txt}. "
                 f"Counts (per seed): {desc}."
             )
-        verdict = Verdict(not problems, summary, numbers, deciding=dict(DECIDING))
+        deciding = {k: label for k, label in DECIDING.items() if k in numbers}
+        verdict = Verdict(not problems, summary, numbers, deciding=deciding)
         return Analysis(rows, verdict, _figures(by, fits))
 
 
