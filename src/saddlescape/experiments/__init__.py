@@ -26,3 +26,4 @@ from . import certify_network  # noqa: F401  isort: skip
 from . import acceleration  # noqa: F401  isort: skip
 from . import sfn_plateau  # noqa: F401  isort: skip
 from . import hessian_outliers  # noqa: F401  isort: skip
+from . import critical_points  # noqa: F401  isort: skip
