@@ -50,7 +50,8 @@ initialisation), loss ½·mean‖out − onehot‖² + (``weight_decay``/2)‖θ
 finite (without it the prototype's low-loss searches drifted to infinity along valleys of
 saturating units: mostly gradient-flat ends). The gradient and Hessian are computed in
 closed form (Gauss–Newton term plus the residual-weighted second derivatives of the
-network; the tests check them against autograd) so a search step costs a few ms.
+network; the tests check them against autograd; the Gauss–Newton term by blocks) so a
+search step costs ≈ 2 ms (the Hessian 0.6 ms, its eigendecomposition 0.9 ms).
 
 *Starts*: ``trajectories`` gradient-descent runs (step ``gd_lr`` = 0.5, ``gd_steps`` =
 2,000) from initialisations seeded ``seed·1000 + j`` (20 per run); from each,
@@ -382,13 +383,22 @@ class DigitsMLP:
         d1 = 1 - a * a
         d2 = -2 * a * d1
         r = (a @ W.T + b - self.Y) / n  # residual / n
-        # Jacobian of the outputs, (n, c, P)
-        jU = torch.einsum("ck,nk,ne->ncke", W, d1, X).reshape(n, c, h * e)
+        # Gauss–Newton term (1/n)·Σ JᵀJ by blocks (J: the outputs' Jacobian); Z holds
+        # ∂out_c/∂U[k,:] / W[c,k] = d1_nk·x_n, so each block is a small matrix product
+        Z = (d1[:, :, None] * X[:, None, :]).reshape(n, h * e)
         eye = torch.eye(c, dtype=torch.float64)
-        jW = torch.einsum("cd,nk->ncdk", eye, a).reshape(n, c, c * h)
-        jb = eye.expand(n, c, c)
-        J = torch.cat([jU, jW, jb], 2).reshape(n * c, -1)
-        H = J.T @ J / n
+        uu = (Z.T @ Z / n) * torch.kron(W.T @ W, torch.ones(e, e, dtype=torch.float64))
+        uw = torch.einsum("ck,kel->kecl", W, (Z.T @ a / n).reshape(h, e, h))
+        ub = torch.einsum("ck,ke->kec", W, Z.mean(0).reshape(h, e))
+        ww = torch.kron(eye, a.T @ a / n)
+        wb = torch.kron(eye, a.mean(0)[:, None])
+        H = torch.cat(
+            [
+                torch.cat([uu, uw.reshape(h * e, c * h), ub.reshape(h * e, c)], 1),
+                torch.cat([uw.reshape(h * e, c * h).T, ww, wb], 1),
+                torch.cat([ub.reshape(h * e, c).T, wb.T, eye], 1),
+            ]
+        )
         # residual-weighted second derivatives of the outputs: a (e×e) block per hidden
         # unit, and ∂²/∂W[c,k]∂U[k,:] between unit k's weights and its outgoing weights
         w = (r @ W) * d2  # (n, h)
