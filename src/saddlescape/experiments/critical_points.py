@@ -855,6 +855,13 @@ def _figures(linear: Sequence[RunRecord], mlp: Sequence[RunRecord], pts: np.ndar
                 ms=4,
                 label=f"critical, ‖∇f‖ ≤ tol ({len(pts)})",
             )
+        ax_m.axhline(
+            100 * LOW_DECILE_INDEX_MAX,
+            color=plots.THEORY_COLOR,
+            ls="--",
+            lw=1,
+            label="1 % (bar for the lowest-loss decile)",
+        )
         ax_m.set_xlabel("loss at the point")
         ax_m.set_ylabel("index (% negative eigenvalues)")
         ax_m.set_title("tanh MLP on digits: critical points")
