@@ -376,8 +376,11 @@ def _complete_multiplicities(
     converged past) is the most wanted there and enters the wanted set — then it is locked
     too and another run looks again; a value that would not be wanted, or would be by less
     than the tolerance (a tie with the k-th, which either answer meets), ends the search.
-    Each run converges on one pair per end, usually in a few products (measured in
-    tests/curvature/test_lanczos.py against the block run that is safe by construction).
+    A search ends when its most wanted pair converges, or, with nothing beyond the k-th in
+    sight, after as many steps as the first run took: those steps converged the k-th pair,
+    and a hidden eigenvalue beyond it has no smaller gap to the rest of ``Y⊥``, so it would
+    have shown (Ritz values only grow towards the end of the spectrum, so one that shows
+    is certain). Searches cost at most as many products as the first run, usually fewer.
 
     Residuals stay exact: for ``y ⊥ Y`` with ``(I − YYᵀ) H y − θ y = r``,
     ``H y − θ y = r + Y (Rᵀ y)`` where ``R = H Y − Y Θ`` are the locked pairs' residual
@@ -387,41 +390,62 @@ def _complete_multiplicities(
     hvps, iterations, restarts = first.hvps, first.iterations, first.restarts
     converged = True
     rounds = 0
+
+    def beyond(values: list[float], top: float, bottom: float, scale: float) -> list[int]:
+        """Indices of ``values`` that would be wanted over the k-th by more than the
+        tolerance (a value within it is a tie with the k-th, which either answer meets)."""
+        out = []
+        for j, value in enumerate(values):
+            margin = tol * (scale if relative_to == "norm" else abs(value))
+            if (which != "smallest" and value > top + margin) or (
+                which != "largest" and value < bottom - margin
+            ):
+                out.append(j)
+        return out
+
     while Y.shape[1] < n:
         if hvps >= max_hvps:
             converged = False  # the search for copies did not finish
             break
         rounds += 1
+        asc = torch.sort(theta).values
+        top, bottom = float(asc[-min(k, asc.numel())]), float(asc[min(k, asc.numel()) - 1])
+        steps = [0]
+
+        def settled(
+            th: torch.Tensor,
+            _res: torch.Tensor,
+            sc: float,
+            steps: list[int] = steps,
+            top: float = top,
+            bottom: float = bottom,
+        ) -> bool:
+            # Given the steps that converged the k-th pair, a hidden eigenvalue beyond it
+            # (whose gap to the rest of Y⊥ is no smaller) would have shown by now.
+            steps[0] += 1
+            ends = [float(th.min()), float(th.max())]
+            return steps[0] >= first.iterations and not beyond(ends, top, bottom, sc)
+
         sub, Rs, scale = _lanczos(
             op, n, 1, which, tol, 1, relative_to, 2 if which == "both" else 1,
             min(max_basis, n - Y.shape[1]), max_hvps - hvps,
-            None if seed is None else seed + 7919 * rounds, None, None,
+            None if seed is None else seed + 7919 * rounds, None, settled,
             _Offset(watch, hvps), t0, locked=Y, scale0=scale,
         )  # fmt: skip
         hvps += sub.hvps
         iterations += sub.iterations
         restarts += sub.restarts
-        if not sub.converged:
-            converged = False
-            break
-        Rnew = Rs + Y @ (R.T @ sub.eigenvectors)
-        rnew = torch.linalg.vector_norm(Rnew, dim=0).cpu()
-        asc = torch.sort(theta).values
-        top, bottom = float(asc[-min(k, asc.numel())]), float(asc[min(k, asc.numel()) - 1])
-        enters = []
-        for j, value in enumerate(sub.eigenvalues.tolist()):
-            # a value within the tolerance of the k-th is a tie, not a missed eigenvalue
-            margin = tol * (scale if relative_to == "norm" else abs(value))
-            if (which != "smallest" and value > top + margin) or (
-                which != "largest" and value < bottom - margin
-            ):
-                enters.append(j)
+        enters = beyond(sub.eigenvalues.tolist(), top, bottom, scale)
         if not enters:
             break  # nothing hidden at the wanted end: every copy was found
+        if not sub.converged:
+            converged = False  # something is hidden but did not converge in the budget
+            break
+        Rnew = Rs + Y @ (R.T @ sub.eigenvectors[:, enters])
         theta = torch.cat([theta, sub.eigenvalues[enters]])
         Y = torch.cat([Y, sub.eigenvectors[:, enters]], dim=1)
-        R = torch.cat([R, Rnew[:, enters]], dim=1)
-        res = torch.cat([res, rnew[enters]])
+        R = torch.cat([R, Rnew], dim=1)
+        res = torch.cat([res, torch.linalg.vector_norm(Rnew, dim=0).cpu()])
     idx = _wanted(theta, k, which)
     bound = tol * (scale if relative_to == "norm" else theta[idx].abs())
     return EigenResult(
