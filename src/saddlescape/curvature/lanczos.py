@@ -178,8 +178,18 @@ def _orthonormalize(
                 nw = float(torch.linalg.vector_norm(w))
                 if nw > 1e-8:
                     break
-        if nw <= 1e-8:  # no room left in R^n: the block shrinks
-            return P[:, :j], B[:j], broke
+        if nw <= 1e-8:  # no room left in R^n: the block shrinks to the columns so far,
+            # which with Q span everything: the later columns of W lie in their span, and
+            # their coefficients complete W = P B (the residuals are read from B)
+            prev = P[:, :j]
+            for jj in range(j + 1, b):
+                w = W[:, jj].clone()
+                for _ in range(2):
+                    w -= Q @ (Q.T @ w)
+                    if Y is not None:
+                        w -= Y @ (Y.T @ w)
+                B[:j, jj] = prev.T @ w
+            return prev, B[:j], broke
         P[:, j] = w / nw
     return P, B, broke
 
