@@ -5,6 +5,7 @@ contradicting data."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -197,6 +198,17 @@ def test_analyze_supports_good_data(exp):
     assert v.numbers["mlp gradient-flat ends"] == 5
     assert set(v.deciding) <= set(v.numbers)
     assert a.table and {"loss_vs_index", "grad_norm_hist"} <= set(a.figures)
+    assert "mlp lowest-decile min lambda_min/lambda_max" not in v.numbers  # not recorded
+
+
+def test_analyze_reports_how_negative_the_low_loss_curvature_is(exp):
+    good = _good_mlp()
+    n = good.arrays["loss"].size
+    lam_min = np.where(np.arange(n) == 3, -0.02, 0.001)  # the 4th-lowest loss: λ_min −0.02
+    arrays = dict(good.arrays, lambda_min=lam_min, lambda_max=np.full(n, 4.0))
+    v = exp.analyze(_records(dataclasses.replace(good, arrays=arrays))).verdict
+    assert v.numbers["mlp lowest-decile min lambda_min/lambda_max"] == -0.02 / 4.0
+    assert "most negative λ_min/λ_max there -0.005" in v.summary
 
 
 def test_analyze_rejects_negative_correlation(exp):

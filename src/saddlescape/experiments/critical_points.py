@@ -558,6 +558,11 @@ class CriticalPoints(Experiment):
             low_max = float(idx[low].max())
             numbers["mlp lowest-decile points"] = float(low.size)
             numbers["mlp lowest-decile points of index 0"] = float((idx[low] == 0).sum())
+            # how negative the negative curvature there is (reported, not judged): "near
+            # minima" should have |λ_min| small against λ_max
+            ratios = pts[low, 2]
+            if np.isfinite(ratios).any():
+                numbers["mlp lowest-decile min lambda_min/lambda_max"] = float(np.nanmin(ratios))
             numbers["mlp points of index 0"] = float((idx == 0).sum())
             numbers["mlp lowest loss"] = float(loss.min())
             numbers["mlp highest loss"] = float(loss.max())
@@ -602,8 +607,12 @@ class CriticalPoints(Experiment):
             f"points from {counts['critical']} accepted of {sum(counts.values())} starts "
             f"({counts['gradient-flat']} gradient-flat, {counts['not converged']} not "
             f"converged, excluded), Spearman(loss, index) = {rho:.3g}, lowest-loss decile "
-            f"max index = {low_max:.3g} ({low_zero:.0f} of {low_n:.0f} at index 0)"
+            f"max index = {low_max:.3g} ({low_zero:.0f} of {low_n:.0f} at index 0"
         )
+        if "mlp lowest-decile min lambda_min/lambda_max" in numbers:
+            q = numbers["mlp lowest-decile min lambda_min/lambda_max"]
+            desc += f"; most negative λ_min/λ_max there {q:.2g}"
+        desc += ")"
         if problems:
             summary = "Not supported: " + "; ".join(problems) + f". Measured: {desc}."
         else:
@@ -810,9 +819,10 @@ def _start_times(steps: int, starts: int) -> list[int]:
 
 
 def _mlp_points(mlp: Sequence[RunRecord]) -> np.ndarray:
-    """Distinct accepted critical points as rows (loss, index): equal index count and loss
-    equal to 1e-9 relative count once."""
-    found: list[tuple[float, float, int]] = []
+    """Distinct accepted critical points as rows (loss, index, λ_min/λ_max): equal index
+    count and loss equal to 1e-9 relative count once (the ratio is NaN when a run did not
+    record its extreme eigenvalues)."""
+    found: list[tuple[float, float, int, float]] = []
     for r in mlp:
         a = r.arrays
         st = np.asarray(a.get("status", []), dtype=int)
@@ -820,11 +830,15 @@ def _mlp_points(mlp: Sequence[RunRecord]) -> np.ndarray:
             loss, idx = float(a["loss"][i]), float(a["index"][i])
             cnt = int(a["index_count"][i]) if "index_count" in a else -1
             if any(
-                c == cnt and abs(lo - loss) <= 1e-9 * max(abs(loss), 1e-300) for lo, _, c in found
+                c == cnt and abs(lo - loss) <= 1e-9 * max(abs(loss), 1e-300)
+                for lo, _, c, _ in found
             ):
                 continue
-            found.append((loss, idx, cnt))
-    return np.asarray([(lo, ix) for lo, ix, _ in found], dtype=float).reshape(-1, 2)
+            ratio = math.nan
+            if "lambda_min" in a and "lambda_max" in a and float(a["lambda_max"][i]) > 0:
+                ratio = float(a["lambda_min"][i]) / float(a["lambda_max"][i])
+            found.append((loss, idx, cnt, ratio))
+    return np.asarray([(lo, ix, q) for lo, ix, _, q in found], dtype=float).reshape(-1, 3)
 
 
 def _figures(linear: Sequence[RunRecord], mlp: Sequence[RunRecord], pts: np.ndarray) -> dict:
