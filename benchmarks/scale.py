@@ -148,9 +148,12 @@ def make_data(kind: str, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]
     return X, y
 
 
-def build(kind: str, width: float, n: int, quick: bool) -> tuple[nn.Module, torch.Tensor, Any]:
-    """The model after 20 SGD steps (batch 128, lr 0.05, train mode: BatchNorm's running
-    statistics are those of the data), in eval mode, and its data."""
+def build(
+    kind: str, width: float, n: int, quick: bool, steps: int = 20
+) -> tuple[nn.Module, torch.Tensor, Any]:
+    """The model after ``steps`` SGD steps (batch 128, lr 0.05, momentum 0.9, train mode:
+    BatchNorm's running statistics are those of the data), in eval mode, and its data.
+    More steps give a trained point where |λ_min| ≪ λ_max (the hard λ_min)."""
     torch.manual_seed(0)
     if kind == "cnn":
         model = make_cnn(width)
@@ -161,7 +164,7 @@ def build(kind: str, width: float, n: int, quick: bool) -> tuple[nn.Module, torc
     opt = torch.optim.SGD(model.parameters(), lr=0.05, momentum=0.9)
     g = torch.Generator().manual_seed(2)
     model.train()
-    for _ in range(20):
+    for _ in range(steps):
         idx = torch.randint(0, n, (min(128, n),), generator=g)
         opt.zero_grad()
         loss(model(X[idx]), y[idx]).backward()
@@ -336,7 +339,7 @@ class Bench:
         self.device = torch.device(args.device)
         self.dtype = getattr(torch, args.dtype)
         self.clock = Clock(self.device)
-        model, X, y = build(kind, width, args.n, args.quick)
+        model, X, y = build(kind, width, args.n, args.quick, args.train_steps)
         self.model = model.to(self.device, self.dtype)
         self.X, self.y = X.to(self.device, self.dtype), y.to(self.device)
         self.loss = nn.CrossEntropyLoss()
@@ -804,7 +807,7 @@ def _rank_main(
     torch.set_num_threads(1)
     dist.init_process_group("gloo", init_method=f"file://{init}", rank=rank, world_size=2)
     try:
-        model, X, y = build(kind, width, args.n, args.quick)
+        model, X, y = build(kind, width, args.n, args.quick, args.train_steps)
         loss = nn.CrossEntropyLoss()
         batches = list(zip(X.chunk(4), y.chunk(4), strict=True))
         op = HessianOperator.from_model(model, loss, batches[rank::2], distributed=True)
@@ -825,7 +828,7 @@ def _rank_main(
 def distributed(args: argparse.Namespace, kind: str, width: float) -> None:
     import torch.multiprocessing as mp
 
-    model, X, y = build(kind, width, args.n, args.quick)
+    model, X, y = build(kind, width, args.n, args.quick, args.train_steps)
     loss = nn.CrossEntropyLoss()
     batches = list(zip(X.chunk(4), y.chunk(4), strict=True))
     op = HessianOperator.from_model(model, loss, batches)
@@ -944,6 +947,9 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         "(+ eigsh, slow products) or eigenthings-top5 (30 steps)",
     )
     p.add_argument("--ref-max-hvps", type=int, default=600)
+    p.add_argument(
+        "--train-steps", type=int, default=20, help="SGD steps before measuring (default 20)"
+    )
     p.add_argument(
         "--ref-float64",
         action=argparse.BooleanOptionalAction,
