@@ -36,6 +36,19 @@ class SecondOrderOptimizer(SaddleOptimizer):
     (they keep ``_hvps`` and ``_f_evals`` counters)."""
 
     _hvps: int
+    _f_evals: int
+
+    @property
+    def hvps(self) -> int:
+        """Hessian-vector products made by all steps (each one counts once, also when
+        computed by finite differences)."""
+        return self._hvps
+
+    @property
+    def f_evals(self) -> int:
+        """Closure calls made only to read f at trial points (the acceptance test of cubic
+        Newton, the line search of saddle-free Newton)."""
+        return self._f_evals
 
     def _first_and_second_order(self, closure: Closure, step_no: int) -> _Point:
         """Evaluate the closure once; refuse a non-scalar or non-finite loss or gradient

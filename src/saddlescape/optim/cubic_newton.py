@@ -243,17 +243,6 @@ class CubicNewton(SecondOrderOptimizer):
 
     # ------------------------------------------------------------------ counters
     @property
-    def hvps(self) -> int:
-        """Hessian-vector products made by all steps (each one counts once, also when
-        computed by finite differences)."""
-        return self._hvps
-
-    @property
-    def f_evals(self) -> int:
-        """Closure calls made only to read f(x + s) for the acceptance test."""
-        return self._f_evals
-
-    @property
     def rejections(self) -> int:
         """Steps whose trial point failed the acceptance test (x did not move, M rose)."""
         return self._rejections

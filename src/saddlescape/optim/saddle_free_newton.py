@@ -215,16 +215,6 @@ class SaddleFreeNewton(SecondOrderOptimizer):
 
     # ------------------------------------------------------------------ counters
     @property
-    def hvps(self) -> int:
-        """Hessian-vector products made by all steps."""
-        return self._hvps
-
-    @property
-    def f_evals(self) -> int:
-        """Closure calls made only to read f at line-search trial points."""
-        return self._f_evals
-
-    @property
     def counters(self) -> dict[str, Any]:
         return {**super().counters, "hvps": self._hvps, "f_evals": self._f_evals}
 
