@@ -608,11 +608,63 @@ class Bench:
                 k=1, which="smallest", tol=1e-3, relative_to="eigenvalue"
             )
             c["eigsh SA tol 1e-3 (saddlescape products)"] = scipy_eigsh(1, "SA")
+            if "lobpcg" in self.args.eig_peers:
+                for block in (1, 4):
+                    c[f"scipy lobpcg block {block} (saddlescape products)"] = self._lobpcg(block)
+            if "shifted-power" in self.args.eig_peers:
+                c["shifted power iteration (Neon2-style)"] = self._shifted_power()
             skip(
                 "PyHessian λ_min",
                 "its power iteration finds the largest-magnitude eigenvalues only",
             )
         return c
+
+    def _lobpcg(self, block: int) -> Callable[[], dict[str, Any]]:
+        """scipy's LOBPCG (Knyazev 2001) for λ_min, on saddlescape's products. Its stop
+        rule is an absolute residual norm; it gets ``1e-3·|λ_min|`` from the reference (the
+        residual saddlescape's relative rule ends with), which favours it."""
+        from scipy.sparse.linalg import lobpcg
+
+        def run() -> dict[str, Any]:
+            op = self.op()
+            A, cnt = counting(op.to_scipy().matvec, self.n)
+            X = np.random.default_rng(0).standard_normal((self.n, block))
+            tol = 1e-3 * abs(float(self.ref["min"]))
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # "did not converge": the error column says
+                vals, _ = lobpcg(
+                    A, X, largest=False, tol=tol, maxiter=self.args.ref_max_hvps // block
+                )
+            return {"values": sorted(np.atleast_1d(vals).tolist()), "hvps": cnt[0],
+                    "passes": op.passes}  # fmt: skip
+
+        return run
+
+    def _shifted_power(self) -> Callable[[], dict[str, Any]]:
+        """λ_min as the top eigenvalue of ``c·I − H`` (``c`` = saddlescape's λ_max, its
+        products counted), by power iteration until ``‖Hv − θv‖ ≤ 1e-3·|θ|`` (the rule
+        saddlescape's λ_min stops on) or ``--ref-max-hvps`` products: the negative-curvature
+        search of Neon2 (Allen-Zhu & Li 2018) without its Chebyshev acceleration."""
+
+        def run() -> dict[str, Any]:
+            op = self.op()
+            top = lanczos(op, which="largest", tol=1e-3, seed=0)
+            c, hvps = 1.001 * float(top.eigenvalues[-1]), top.hvps
+            gen = torch.Generator().manual_seed(0)
+            v = torch.randn(self.n, generator=gen, dtype=torch.float64)
+            v /= torch.linalg.vector_norm(v)
+            theta = 0.0
+            while hvps < self.args.ref_max_hvps:
+                hv = op.matvec(v).to(torch.float64)
+                hvps += 1
+                theta = float(v @ hv)
+                if float(torch.linalg.vector_norm(hv - theta * v)) <= 1e-3 * abs(theta):
+                    break
+                w = c * v - hv
+                v = w / torch.linalg.vector_norm(w)
+            return {"values": [theta], "hvps": hvps, "passes": op.passes}
+
+        return run
 
     def _pyhessian(self, tol: float, top_n: int) -> Callable[[], dict[str, Any]]:
         def run() -> dict[str, Any]:
@@ -812,7 +864,8 @@ def _rank_main(
         batches = list(zip(X.chunk(4), y.chunk(4), strict=True))
         op = HessianOperator.from_model(model, loss, batches[rank::2], distributed=True)
         v = torch.randn(op.shape[0], generator=torch.Generator().manual_seed(5))
-        hv = op.matvec(v)
+        for _ in range(1 + args.ranks_warmup):  # a fresh process: warm its allocator
+            hv = op.matvec(v)
         times = []
         for _ in range(args.ranks_products):
             dist.barrier()
@@ -821,8 +874,12 @@ def _rank_main(
             times.append(time.perf_counter() - t0)
         if rank == 0:
             torch.save({"times": times, "hv": hv}, out)
+        dist.barrier()  # no rank tears the file store down while another still reads it
     finally:
         dist.destroy_process_group()
+    # torch 2.13's gloo backend can abort at interpreter exit ("terminate called without an
+    # active exception") once its work is done: leave without running C++ destructors
+    os._exit(0)
 
 
 def distributed(args: argparse.Namespace, kind: str, width: float) -> None:
@@ -853,6 +910,8 @@ def distributed(args: argparse.Namespace, kind: str, width: float) -> None:
             )
             for threads in (1, 2):
                 torch.set_num_threads(threads)
+                for _ in range(args.ranks_warmup):  # as many untimed products as a rank
+                    op.matvec(v)
                 for _ in range(args.ranks_products):
                     t0 = time.perf_counter()
                     op.matvec(v)
@@ -942,9 +1001,11 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--eig-peers",
-        default="pyhessian,eigenthings",
+        default="pyhessian,eigenthings,lobpcg",
         help="peers in the eigenvalue tasks (products use all of --peers); add curvlinops "
-        "(+ eigsh, slow products) or eigenthings-top5 (30 steps)",
+        "(+ eigsh, slow products) or eigenthings-top5 (30 steps); lobpcg: scipy's LOBPCG "
+        "(blocks 1 and 4) for λ_min; shifted-power: power iteration on c·I − H for λ_min "
+        "(up to --ref-max-hvps products)",
     )
     p.add_argument("--ref-max-hvps", type=int, default=600)
     p.add_argument(
@@ -957,6 +1018,13 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         help="reference on a float64 copy at tol 1e-10 (default: on CUDA)",
     )
     p.add_argument("--ranks-products", type=int, default=5, help="products per rank round")
+    p.add_argument(
+        "--ranks-warmup",
+        type=int,
+        default=2,
+        help="untimed products before each rank round and each one-process setting (a "
+        "freshly spawned rank's first products are slower: its allocator is cold)",
+    )
     p.add_argument("--profile", action="store_true", help="cProfile saddlescape λ_max, top-5")
     args = p.parse_args(argv)
     if args.quick:
@@ -967,6 +1035,7 @@ def parse(argv: list[str] | None = None) -> argparse.Namespace:
         if args.models == "cnn,wide,transformer":
             args.models = "cnn,transformer"
         args.ranks_products = min(args.ranks_products, 2)
+        args.ranks_warmup = min(args.ranks_warmup, 1)
         args.ref_max_hvps = min(args.ref_max_hvps, 300)
     if args.ref_float64 is None:
         args.ref_float64 = args.device == "cuda"
