@@ -19,7 +19,9 @@ is the exact dataset mean of a mean-reduction loss). Three ways to compute ``∇
   two estimates measures the error: a product estimated worse than ``FD_TOLERANCE``
   (1e-3 relative) is refused, and :attr:`HVPEngine.fd_error` keeps the largest estimate.
 
-``"auto"`` picks ``"double_backward"``: ``benchmarks/curvature.py`` (2026-11-28, CPU, one
+``"auto"`` picks ``"double_backward"`` (and moves to ``"forward_over_reverse"`` for good
+when torch cannot differentiate a backward formula of the loss, e.g. EmbeddingBag's, the
+same Hessian by the other exact method): ``benchmarks/curvature.py`` (2026-11-28, CPU, one
 thread; tanh MLP 64-128-128-10 on 1,797 digits) measured one product at 1.9× a gradient
 with one batch (retained graph) vs 3.3× for forward-over-reverse, and 3.5× vs 7.0× with 8
 batches, in float32 and float64 alike. Finite differences (then two gradients per product)
@@ -44,7 +46,20 @@ Term = tuple[float, Callable[[torch.Tensor], torch.Tensor]]
 # torch errors of forward-mode AD through a backward formula it does not support (torch
 # 2.13: mse_loss's backward builds an immutable ZeroTensor for a target without tangent;
 # huber_loss_backward has no forward derivative)
-_FORWARD_AD_GAPS = ("ZeroTensors are immutable", "Trying to use forward AD with")
+_FORWARD_AD_GAPS = (
+    "ZeroTensors are immutable",
+    "Trying to use forward AD with",
+    "Trying to set a forward gradient that has a different size",
+)
+# torch errors of a backward formula that has no derivative of its own (torch 2.13:
+# EmbeddingBag's backward) or a custom Function marked once-differentiable
+_DOUBLE_BACKWARD_GAPS = ("is not implemented", "once_differentiable")
+
+
+def _no_double_backward(e: Exception) -> bool:
+    return isinstance(e, (NotImplementedError, RuntimeError)) and any(
+        m in str(e) for m in _DOUBLE_BACKWARD_GAPS
+    )
 
 
 def resolve_method(method: str) -> str:
@@ -91,6 +106,7 @@ class HVPEngine:
         method: str = "auto",
         context: Callable[[], object] | None = None,
         reduce: Callable[[torch.Tensor], torch.Tensor] | None = None,
+        constant: torch.Tensor | None = None,
     ) -> None:
         if len(terms) == 0:
             raise CurvatureError("the loss has no terms (empty data)")
@@ -98,6 +114,13 @@ class HVPEngine:
         self._reduce = reduce  # the sum over processes of a data-parallel loss
         self.theta = theta.detach()
         self.method = resolve_method(method)
+        self._auto = method == "auto"  # may leave double backward if torch cannot do it
+        # flat indices torch holds constant (an Embedding's padding row): zero rows and
+        # columns of the Hessian whatever the method
+        self._constant = (
+            constant.to(theta.device) if constant is not None and constant.numel() else None
+        )
+        self._double_backward_gap: str | None = None  # why it left
         self._context = context
         self._value: float | None = None
         self._grad: torch.Tensor | None = None
@@ -115,7 +138,11 @@ class HVPEngine:
 
     def at(self, theta: torch.Tensor) -> HVPEngine:
         """The same loss (terms, method, context) at another point ``theta``."""
-        return HVPEngine(self.terms, theta, self.method, self._context, self._reduce)
+        other = HVPEngine(
+            self.terms, theta, self.method, self._context, self._reduce, self._constant
+        )
+        other._auto, other._double_backward_gap = self._auto, self._double_backward_gap
+        return other
 
     def _ctx(self):
         import contextlib
@@ -189,12 +216,20 @@ class HVPEngine:
 
     def hvp(self, v: torch.Tensor) -> torch.Tensor:
         """``∇²f(θ) v`` for ``v`` of the shape and dtype of θ."""
+        if self._constant is not None:
+            v = v.index_fill(0, self._constant, 0.0)
         if self.method == "double_backward":
-            out = self._summed(self._hvp_double_backward(v))
+            try:
+                out = self._summed(self._hvp_double_backward(v))
+            except (NotImplementedError, RuntimeError) as e:
+                self._leave_double_backward(e)
+                return self.hvp(v)
         elif self.method == "forward_over_reverse":
             out = self._summed(self._hvp_forward_over_reverse(v))
         else:
             out = self._hvp_finite_difference(v)  # of gradients already summed
+        if self._constant is not None:
+            out = out.index_fill(0, self._constant, 0.0)
         return _finite(out, "a Hessian-vector product")
 
     def _summed(self, t: torch.Tensor) -> torch.Tensor:
@@ -209,11 +244,35 @@ class HVPEngine:
         if V.shape[1] == 1 or self.method == "finite_difference":
             cols = [self.hvp(V[:, j]) for j in range(V.shape[1])]
             return torch.stack(cols, dim=1)
+        if self._constant is not None:
+            V = V.index_fill(0, self._constant, 0.0)
         if self.method == "double_backward":
-            out = self._block_double_backward(V)
+            try:
+                out = self._block_double_backward(V)
+            except (NotImplementedError, RuntimeError) as e:
+                self._leave_double_backward(e)
+                return self.hvps(V)
         else:
             out = self._block_forward_over_reverse(V)
+        if self._constant is not None:
+            out = out.index_fill(0, self._constant, 0.0)
         return _finite(self._summed(out), "a Hessian-vector product")
+
+    def _leave_double_backward(self, e: Exception) -> None:
+        """After torch failed to differentiate the gradient's graph: re-raise what is not a
+        missing second derivative; with ``"auto"`` go on forward-over-reverse (the same
+        Hessian, exactly); with ``"double_backward"`` asked for, refuse by name."""
+        if not _no_double_backward(e):
+            raise e
+        first = str(e).strip().splitlines()[0]
+        if not self._auto:
+            raise CurvatureError(
+                f"method='double_backward' cannot differentiate this loss twice in torch "
+                f"{torch.__version__} ({first}); try method='forward_over_reverse' (which "
+                "'auto' moves to by itself) or 'finite_difference' (gradients only)"
+            ) from e
+        self.method, self._graph = "forward_over_reverse", None
+        self._double_backward_gap = first
 
     def _columns(self, g: torch.Tensor, leaf: torch.Tensor, V: torch.Tensor, keep: bool):
         """``[∂⟨g, v_j⟩/∂leaf]_j`` through one graph of ``g`` (kept if ``keep``): one
@@ -302,6 +361,13 @@ class HVPEngine:
                     if not any(m in str(e) for m in _FORWARD_AD_GAPS):
                         raise
                     first = str(e).strip().splitlines()[0]
+                    if self._double_backward_gap is not None:  # 'auto' came from there
+                        raise CurvatureError(
+                            f"torch {torch.__version__} can differentiate this loss twice "
+                            f"neither by double backward ({self._double_backward_gap}) nor "
+                            f"forward-over-reverse ({first}); method='finite_difference' "
+                            "needs gradients only"
+                        ) from e
                     raise CurvatureError(
                         f"method='forward_over_reverse' cannot differentiate this loss in torch "
                         f"{torch.__version__} ({first}); use method='double_backward' (what "

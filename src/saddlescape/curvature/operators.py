@@ -282,7 +282,14 @@ class HessianOperator(SymmetricOperator):
             distributed=distributed,
         )
         reduce = risk.all_reduce if distributed not in (False, None) else None
-        engine = HVPEngine(risk.terms, risk.theta, method, context=risk.context, reduce=reduce)
+        engine = HVPEngine(
+            risk.terms,
+            risk.theta,
+            method,
+            context=risk.context,
+            reduce=reduce,
+            constant=risk.constant,
+        )
         engine.gradient()  # value and gradient now: a bad loss fails at construction
         risk.check_deterministic()
         op = cls(engine, param_names=risk.names, param_shapes=risk.shapes)

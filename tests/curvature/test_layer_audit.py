@@ -1,0 +1,536 @@
+"""Every common torch layer, activation, parametrization and loss, through
+:class:`HessianOperator`, against a reference that uses no second derivative at all:
+Richardson-extrapolated central differences of float64 *gradients* (first-order autograd
+through ``functional_call``). ``cases.py``'s dense references are plain double backward,
+so a torch op whose double backward is wrong would be wrong in both; this battery is the
+check that does not share torch's second-order formulas.
+
+Every exact method must match to 1e-7 of the Hessian's largest entry, or refuse with a
+:class:`CurvatureError` that names the method (forward-mode gaps of torch): a silently wrong
+Hessian is the one outcome not allowed. The audit found ``torch._weight_norm`` (behind both
+``weight_norm`` APIs) differentiating twice wrongly on the CPU in torch 2.13; saddlescape
+evaluates it by its composite formula.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+from torch.nn.utils import parametrizations
+
+from saddlescape.curvature import HessianOperator
+from saddlescape.errors import CurvatureError
+
+DT = torch.float64
+H_STEP = 1e-4
+REL = 1e-7
+
+
+def _g(seed: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed)
+
+
+def randn(*shape: int, seed: int = 1) -> torch.Tensor:
+    return torch.randn(*shape, generator=_g(seed), dtype=DT)
+
+
+def classes(*shape: int, k: int, seed: int = 2) -> torch.Tensor:
+    return torch.randint(0, k, shape, generator=_g(seed))
+
+
+@dataclass
+class Audit:
+    id: str
+    model: Callable[[], nn.Module]
+    inputs: Callable[[], torch.Tensor]
+    targets: Callable[[], torch.Tensor]
+    loss: nn.Module
+    mode: str = "eval"
+
+
+def _mlp_head(body: nn.Module, features: int, out: int = 3) -> nn.Module:
+    return nn.Sequential(body, nn.Flatten(), nn.LazyLinear(out))
+
+
+class _Seq(nn.Module):
+    """A recurrent or attention layer followed by a linear read-out of every position."""
+
+    def __init__(self, layer: nn.Module, width: int, out: int = 3) -> None:
+        super().__init__()
+        self.layer, self.head = layer, nn.Linear(width, out)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.layer(x)
+        if isinstance(h, tuple):
+            h = h[0]
+        return self.head(torch.tanh(h)).mean(dim=1)
+
+
+class _Attention(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.mha = nn.MultiheadAttention(4, 2, batch_first=True)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.mha(x, x, x, need_weights=False)
+        return self.head(h).mean(dim=1)
+
+
+class _EmbeddingBag(nn.Module):
+    def __init__(self, mode: str) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(7, 4, mode=mode)
+        self.head = nn.Linear(4, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(torch.tanh(self.bag(x)))
+
+
+class _Bilinear(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.bil = nn.Bilinear(3, 2, 2)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.bil(x[:, :3], x[:, 3:])
+
+
+def _act(act: nn.Module) -> Callable[[], nn.Module]:
+    return lambda: nn.Sequential(nn.Linear(4, 5), act, nn.Linear(5, 3))
+
+
+def _vec(n: int = 6, d: int = 4) -> Callable[[], torch.Tensor]:
+    return lambda: randn(n, d)
+
+
+def _img(n: int = 4, c: int = 2, s: int = 6) -> Callable[[], torch.Tensor]:
+    return lambda: randn(n, c, s, s)
+
+
+def _cls(n: int = 6, k: int = 3) -> Callable[[], torch.Tensor]:
+    return lambda: classes(n, k=k)
+
+
+def _reg(n: int = 6, d: int = 3) -> Callable[[], torch.Tensor]:
+    return lambda: randn(n, d, seed=3)
+
+
+CE = nn.CrossEntropyLoss()
+MSE = nn.MSELoss(reduction="sum")
+
+ACTIVATIONS = {
+    "tanh": nn.Tanh(),
+    "sigmoid": nn.Sigmoid(),
+    "relu": nn.ReLU(),
+    "leaky-relu": nn.LeakyReLU(0.1),
+    "prelu": nn.PReLU(5),
+    "elu": nn.ELU(),
+    "celu": nn.CELU(0.7),
+    "selu": nn.SELU(),
+    "gelu": nn.GELU(),
+    "gelu-tanh": nn.GELU(approximate="tanh"),
+    "silu": nn.SiLU(),
+    "mish": nn.Mish(),
+    "softplus": nn.Softplus(beta=2.0),
+    "softsign": nn.Softsign(),
+    "tanhshrink": nn.Tanhshrink(),
+    "hardswish": nn.Hardswish(),
+    "logsigmoid": nn.LogSigmoid(),
+    "softmax": nn.Softmax(dim=-1),
+    "log-softmax": nn.LogSoftmax(dim=-1),
+}
+
+AUDITS = [Audit(f"act-{k}", _act(a), _vec(), _cls(), CE) for k, a in ACTIVATIONS.items()] + [
+    Audit("linear-bilinear", _Bilinear, _vec(6, 5), _reg(6, 2), MSE),
+    Audit(
+        "conv1d-groups-dilation",
+        lambda: _mlp_head(nn.Conv1d(2, 4, 3, groups=2, dilation=2, padding=1), 0),
+        lambda: randn(4, 2, 9),
+        _cls(4),
+        CE,
+    ),
+    Audit(
+        "conv2d-reflect-stride",
+        lambda: _mlp_head(nn.Conv2d(2, 3, 3, stride=2, padding=1, padding_mode="reflect"), 0),
+        _img(),
+        _cls(4),
+        CE,
+    ),
+    Audit(
+        "conv2d-circular",
+        lambda: _mlp_head(
+            nn.Sequential(nn.Conv2d(2, 2, 3, padding=1, padding_mode="circular"), nn.Tanh()), 0
+        ),
+        _img(),
+        _cls(4),
+        CE,
+    ),
+    Audit(
+        "conv3d",
+        lambda: _mlp_head(nn.Conv3d(1, 2, 2), 0),
+        lambda: randn(3, 1, 3, 3, 3),
+        _cls(3),
+        CE,
+    ),
+    Audit(
+        "conv-transpose2d",
+        lambda: _mlp_head(nn.Sequential(nn.ConvTranspose2d(2, 2, 2, stride=2), nn.Tanh()), 0),
+        _img(s=3),
+        _cls(4),
+        CE,
+    ),
+    Audit(
+        "batchnorm2d-eval",
+        lambda: _mlp_head(nn.Sequential(nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2), nn.Tanh()), 0),
+        _img(),
+        _cls(4),
+        CE,
+    ),
+    Audit(
+        "batchnorm2d-train",
+        lambda: _mlp_head(nn.Sequential(nn.Conv2d(2, 2, 3), nn.BatchNorm2d(2), nn.Tanh()), 0),
+        _img(),
+        _cls(4),
+        CE,
+        mode="train",
+    ),
+    Audit(
+        "batchnorm1d-train",
+        lambda: nn.Sequential(nn.Linear(4, 5), nn.BatchNorm1d(5), nn.Tanh(), nn.Linear(5, 3)),
+        _vec(),
+        _cls(),
+        CE,
+        mode="train",
+    ),
+    Audit(
+        "layernorm",
+        lambda: nn.Sequential(nn.Linear(4, 5), nn.LayerNorm(5), nn.Tanh(), nn.Linear(5, 3)),
+        _vec(),
+        _cls(),
+        CE,
+    ),
+    Audit(
+        "rmsnorm",
+        lambda: nn.Sequential(nn.Linear(4, 5), nn.RMSNorm(5), nn.Tanh(), nn.Linear(5, 3)),
+        _vec(),
+        _cls(),
+        CE,
+    ),
+    Audit(
+        "groupnorm",
+        lambda: _mlp_head(nn.Sequential(nn.Conv2d(2, 4, 3), nn.GroupNorm(2, 4), nn.Tanh()), 0),
+        _img(),
+        _cls(4),
+        CE,
+    ),
+    Audit(
+        "instancenorm-affine",
+        lambda: _mlp_head(
+            nn.Sequential(nn.Conv2d(2, 2, 3), nn.InstanceNorm2d(2, affine=True), nn.Tanh()), 0
+        ),
+        _img(),
+        _cls(4),
+        CE,
+    ),
+    Audit(
+        "maxpool-avgpool",
+        lambda: _mlp_head(
+            nn.Sequential(
+                nn.Conv2d(2, 2, 3, padding=1),
+                nn.MaxPool2d(2),
+                nn.Tanh(),
+                nn.AvgPool2d(3, stride=1, padding=1),
+            ),
+            0,
+        ),
+        _img(),
+        _cls(4),
+        CE,
+    ),
+    Audit(
+        "adaptive-pools-lppool",
+        lambda: _mlp_head(
+            nn.Sequential(
+                nn.Conv2d(2, 2, 3, padding=1),
+                nn.Softplus(),
+                nn.LPPool2d(2, 2),
+                nn.AdaptiveAvgPool2d(2),
+            ),
+            0,
+        ),
+        _img(),
+        _cls(4),
+        CE,
+    ),
+    Audit(
+        "upsample-bilinear-pixelshuffle",
+        lambda: _mlp_head(
+            nn.Sequential(
+                nn.Conv2d(2, 4, 3),
+                nn.PixelShuffle(2),
+                nn.Tanh(),
+                nn.Upsample(scale_factor=1.5, mode="bilinear"),
+            ),
+            0,
+        ),
+        _img(s=4),
+        _cls(4),
+        CE,
+    ),
+    Audit(
+        "embedding-padding-idx",
+        lambda: nn.Sequential(
+            nn.Embedding(7, 3, padding_idx=0), nn.Tanh(), nn.Flatten(), nn.Linear(9, 3)
+        ),
+        lambda: classes(5, 3, k=7, seed=4),
+        _cls(5),
+        CE,
+    ),
+    Audit(
+        "embedding-bag-mean", lambda: _EmbeddingBag("mean"), lambda: classes(5, 3, k=7), _cls(5), CE
+    ),
+    Audit(
+        "embedding-bag-max", lambda: _EmbeddingBag("max"), lambda: classes(5, 3, k=7), _cls(5), CE
+    ),
+    Audit(
+        "rnn-tanh",
+        lambda: _Seq(nn.RNN(3, 4, batch_first=True), 4),
+        lambda: randn(3, 4, 3),
+        _cls(3),
+        CE,
+    ),
+    Audit(
+        "lstm-2-layers-bidirectional",
+        lambda: _Seq(nn.LSTM(2, 3, num_layers=2, bidirectional=True, batch_first=True), 6),
+        lambda: randn(3, 4, 2),
+        _cls(3),
+        CE,
+    ),
+    Audit(
+        "gru", lambda: _Seq(nn.GRU(2, 3, batch_first=True), 3), lambda: randn(3, 4, 2), _cls(3), CE
+    ),
+    Audit("multihead-attention", _Attention, lambda: randn(3, 4, 4), _cls(3), CE),
+    Audit(
+        "transformer-encoder-layer-norm-first-gelu",
+        lambda: _Seq(
+            nn.TransformerEncoderLayer(
+                4,
+                2,
+                dim_feedforward=6,
+                dropout=0.0,
+                activation="gelu",
+                batch_first=True,
+                norm_first=True,
+            ),
+            4,
+        ),
+        lambda: randn(3, 4, 4),
+        _cls(3),
+        CE,
+    ),
+    Audit(
+        "weight-norm-parametrization",
+        lambda: nn.Sequential(
+            parametrizations.weight_norm(nn.Linear(4, 5)), nn.Tanh(), nn.Linear(5, 3)
+        ),
+        _vec(),
+        _cls(),
+        CE,
+    ),
+    Audit(
+        "weight-norm-dim-none-conv",
+        lambda: _mlp_head(
+            nn.Sequential(parametrizations.weight_norm(nn.Conv2d(2, 2, 3), dim=None), nn.Tanh()), 0
+        ),
+        _img(),
+        _cls(4),
+        CE,
+    ),
+    Audit(
+        "weight-norm-legacy-hook",
+        lambda: nn.Sequential(nn.utils.weight_norm(nn.Linear(4, 5)), nn.Tanh(), nn.Linear(5, 3)),
+        _vec(),
+        _cls(),
+        CE,
+    ),
+    Audit(
+        "orthogonal-parametrization",
+        lambda: nn.Sequential(
+            parametrizations.orthogonal(nn.Linear(4, 4)), nn.Tanh(), nn.Linear(4, 3)
+        ),
+        _vec(),
+        _cls(),
+        CE,
+    ),
+    Audit(
+        "spectral-norm-parametrization-eval",
+        lambda: nn.Sequential(
+            parametrizations.spectral_norm(nn.Linear(4, 5)), nn.Tanh(), nn.Linear(5, 3)
+        ),
+        _vec(),
+        _cls(),
+        CE,
+    ),
+]
+
+LOSSES = {
+    "ce-label-smoothing": (nn.CrossEntropyLoss(label_smoothing=0.1), _cls()),
+    "ce-class-weights": (
+        nn.CrossEntropyLoss(weight=torch.tensor([1.0, 2.0, 0.5], dtype=DT)),
+        _cls(),
+    ),
+    "ce-soft-targets": (nn.CrossEntropyLoss(), lambda: torch.softmax(randn(6, 3, seed=5), -1)),
+    "nll": (nn.NLLLoss(), _cls()),
+    "mse": (nn.MSELoss(), _reg()),
+    "smooth-l1": (nn.SmoothL1Loss(beta=2.0), _reg()),
+    "huber": (nn.HuberLoss(delta=3.0), _reg()),
+    "bce-with-logits-pos-weight": (
+        nn.BCEWithLogitsLoss(pos_weight=torch.tensor([1.0, 2.0, 3.0], dtype=DT)),
+        lambda: torch.rand(6, 3, generator=_g(6), dtype=DT),
+    ),
+    "kl-div-batchmean": (
+        nn.KLDivLoss(reduction="batchmean"),
+        lambda: torch.softmax(randn(6, 3, seed=7), -1),
+    ),
+    "poisson-nll": (nn.PoissonNLLLoss(), lambda: torch.rand(6, 3, generator=_g(8), dtype=DT)),
+    "multilabel-soft-margin": (
+        nn.MultiLabelSoftMarginLoss(),
+        lambda: (randn(6, 3, seed=9) > 0).to(DT),
+    ),
+    "soft-margin": (nn.SoftMarginLoss(), lambda: torch.sign(randn(6, 3, seed=10))),
+}
+
+
+def _head(loss_id: str) -> nn.Module:
+    act = nn.LogSoftmax(dim=-1) if loss_id in ("nll", "kl-div-batchmean") else nn.Identity()
+    return nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3), act)
+
+
+AUDITS += [
+    Audit(f"loss-{k}", lambda k=k: _head(k), _vec(), tgt, loss) for k, (loss, tgt) in LOSSES.items()
+]
+
+
+def _built(audit: Audit) -> tuple[nn.Module, torch.Tensor, torch.Tensor]:
+    torch.manual_seed(0)
+    model = audit.model().to(DT)
+    X, y = audit.inputs(), audit.targets()
+    with torch.no_grad():
+        model.eval()(X)  # materialize lazy layers; eval: no running statistics move
+    return model, X, y
+
+
+def _reference(model: nn.Module, audit: Audit, X, y, names: list[str]) -> torch.Tensor:
+    """The Hessian by Richardson-extrapolated central differences of first-order gradients."""
+    params = dict(model.named_parameters())
+    shapes = [params[n].shape for n in names]
+    theta = torch.cat([params[n].detach().reshape(-1) for n in names])
+    state = {k: v.detach().clone() for k, v in model.named_buffers()}
+    model.train(audit.mode == "train")
+
+    def grad(t: torch.Tensor) -> torch.Tensor:
+        t = t.detach().requires_grad_(True)
+        chunks = torch.split(t, [s.numel() for s in shapes])
+        p = {n: c.view(s) for n, c, s in zip(names, chunks, shapes, strict=True)}
+        buffers = {k: v.clone() for k, v in state.items()}  # running stats never carry over
+        out = torch.func.functional_call(model, {**p, **buffers}, (X,))
+        (g,) = torch.autograd.grad(audit.loss(out, y), t)
+        return g
+
+    cols = []
+    for j in range(theta.numel()):
+        e = torch.zeros_like(theta)
+        e[j] = 1.0
+
+        def d(h: float, e: torch.Tensor = e) -> torch.Tensor:
+            return (grad(theta + h * e) - grad(theta - h * e)) / (2 * h)
+
+        cols.append((4 * d(H_STEP / 2) - d(H_STEP)) / 3)
+    H = torch.stack(cols, dim=1)
+    return (H + H.T) / 2
+
+
+# Audits torch 2.13 can differentiate twice by neither exact method (EmbeddingBag: no
+# derivative of _embedding_bag_backward, no forward AD of _embedding_bag): every method
+# refuses by name, "auto" after trying both.
+NO_DOUBLE_BACKWARD = {"embedding-bag-mean", "embedding-bag-max"}
+
+
+def _frozen_rows(model: nn.Module, names: list[str]) -> torch.Tensor:
+    """Flat indices torch itself treats as constants: an Embedding's ``padding_idx`` row
+    gets no gradient, so its Hessian rows and columns are zero too (as for a frozen layer),
+    while differences of gradients would see that the forward pass reads it."""
+    params, out, start = dict(model.named_parameters()), [], 0
+    owners = {f"{k}.weight" if k else "weight": m for k, m in model.named_modules()}
+    for n in names:
+        m = owners.get(n)
+        if isinstance(m, nn.Embedding) and m.padding_idx is not None:
+            row = m.padding_idx * m.embedding_dim
+            out += range(start + row, start + row + m.embedding_dim)
+        start += params[n].numel()
+    return torch.tensor(out, dtype=torch.long)
+
+
+@pytest.mark.parametrize("method", ["double_backward", "forward_over_reverse", "auto"])
+@pytest.mark.parametrize("audit", AUDITS, ids=lambda a: a.id)
+def test_hessian_matches_differences_of_gradients(audit: Audit, method: str) -> None:
+    if method == "auto" and audit.id not in NO_DOUBLE_BACKWARD:
+        return  # "auto" is double backward, tested above
+    model, X, y = _built(audit)
+    op = HessianOperator.from_model(model, audit.loss, (X, y), mode=audit.mode, method=method)
+    n = op.shape[0]
+    try:
+        H = op.matmat(torch.eye(n, dtype=DT))
+    except CurvatureError as e:
+        if method == "double_backward":
+            assert audit.id in NO_DOUBLE_BACKWARD, str(e)
+            assert "try method='forward_over_reverse'" in str(e)
+        elif method == "auto":
+            assert "neither by double backward" in str(e) and "finite_difference" in str(e)
+        else:
+            assert "double_backward" in str(e), str(e)
+        return
+    assert audit.id not in NO_DOUBLE_BACKWARD
+    ref = _reference(model, audit, X, y, op.param_names)
+    frozen = _frozen_rows(model, op.param_names)
+    if frozen.numel():
+        assert not H[frozen].any() and not H[:, frozen].any()
+        keep = torch.ones(n, dtype=torch.bool)
+        keep[frozen] = False
+        H, ref = H[keep][:, keep], ref[keep][:, keep]
+    err = float((H - ref).abs().max())
+    size = float(ref.abs().max())
+    assert size > 0
+    assert err <= REL * max(size, 1.0), f"{audit.id} ({method}): {err:.2e} off, |H| {size:.2e}"
+
+
+def test_auto_moves_to_forward_over_reverse_for_good(monkeypatch) -> None:
+    """When torch has no second derivative of a backward formula, "auto" computes the same
+    product forward-over-reverse, and every later product (and the operator at another
+    point) goes there straight away; "double_backward" asked for refuses by name."""
+    from saddlescape.curvature.hvp import HVPEngine
+
+    audit = next(a for a in AUDITS if a.id == "act-tanh")
+    model, X, y = _built(audit)
+    v = torch.linspace(-1, 1, 43, dtype=DT)
+    want = HessianOperator.from_model(model, CE, (X, y), method="forward_over_reverse") @ v
+    tries = []
+
+    def missing(self, V):
+        tries.append(V.shape)
+        raise NotImplementedError("the derivative for 'some_backward' is not implemented.")
+
+    monkeypatch.setattr(HVPEngine, "_block_double_backward", missing)
+    op = HessianOperator.from_model(model, CE, (X, y))
+    assert torch.allclose(op @ v, want, rtol=0, atol=1e-14)
+    assert op._engine.method == "forward_over_reverse" and len(tries) == 1
+    assert torch.allclose(op @ torch.stack([v, v], 1), torch.stack([want, want], 1), atol=1e-14)
+    other = op.at(op._engine.theta + 0.01)
+    assert other._engine.method == "forward_over_reverse" and len(tries) == 1
+    with pytest.raises(CurvatureError, match="cannot differentiate this loss twice"):
+        HessianOperator.from_model(model, CE, (X, y), method="double_backward") @ v
