@@ -534,3 +534,24 @@ def test_auto_moves_to_forward_over_reverse_for_good(monkeypatch) -> None:
     assert other._engine.method == "forward_over_reverse" and len(tries) == 1
     with pytest.raises(CurvatureError, match="cannot differentiate this loss twice"):
         HessianOperator.from_model(model, CE, (X, y), method="double_backward") @ v
+
+
+def test_second_order_optimizers_differentiate_weight_norm_exactly() -> None:
+    """CubicNewton and SaddleFreeNewton differentiate the user's closure twice: its forward
+    pass runs the composite weight norm too, so their Hessian products are the audited
+    ones (torch's own would be ~50 % off)."""
+    from saddlescape.optim import CubicNewton
+
+    audit = next(a for a in AUDITS if a.id == "weight-norm-parametrization")
+    model, X, y = _built(audit)
+    params = [p for p in model.parameters()]
+    opt = CubicNewton(params, M=1.0)
+
+    def closure() -> torch.Tensor:
+        return audit.loss(model(X), y)
+
+    point = opt._first_and_second_order(closure, 0)
+    names = [n for n, _ in model.named_parameters()]
+    ref = _reference(model, audit, X, y, names)
+    H = torch.stack([point.hvp(e) for e in torch.eye(ref.shape[0], dtype=DT)], dim=1)
+    assert float((H - ref).abs().max()) <= REL * max(float(ref.abs().max()), 1.0)

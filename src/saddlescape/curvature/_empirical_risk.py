@@ -63,6 +63,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from .._torch_gaps import composite_weight_norm
 from ..errors import ConfigError, CurvatureError
 
 __all__ = ["MODES", "REDUCTIONS", "EmpiricalRisk"]
@@ -341,7 +342,7 @@ def _evaluation(modules: Sequence[nn.Module], mode: str, rnn_on_cuda: bool) -> I
             m.forward = types.MethodType(_affine_batch_norm, m)
         with contextlib.ExitStack() as stack:
             stack.enter_context(_math_attention())
-            stack.enter_context(_composite_weight_norm())
+            stack.enter_context(composite_weight_norm())
             if rnn_on_cuda:  # cuDNN's RNN kernels have no double backward
                 stack.enter_context(torch.backends.cudnn.flags(enabled=False))
             yield
@@ -385,33 +386,6 @@ def _affine_batch_norm(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
         scale = scale * self.weight
     y = (x - self.running_mean.view(shape)) * scale.view(shape)
     return y + self.bias.view(shape) if self.bias is not None else y
-
-
-def _weight_norm(v: torch.Tensor, g: torch.Tensor, dim: int = 0) -> torch.Tensor:
-    """``torch._weight_norm`` by its formula, ``v · g / ‖v‖`` with the norm over every
-    dimension but ``dim`` (over all of ``v`` for ``dim = -1``, as torch's convention)."""
-    if dim == -1:
-        return v * (g / torch.linalg.vector_norm(v))
-    dim %= v.ndim
-    rest = [d for d in range(v.ndim) if d != dim]
-    return v * (g / torch.linalg.vector_norm(v, dim=rest, keepdim=True))
-
-
-@contextlib.contextmanager
-def _composite_weight_norm() -> Iterator[None]:
-    """Both weight-norm APIs evaluate through ``torch._weight_norm``, whose second
-    derivative is wrong on the CPU in torch 2.13 (a Hessian 50 % off; gradients are right;
-    ``tests/curvature/test_layer_audit.py``): inside saddlescape's evaluations they run the
-    same formula composed of differentiable ops instead."""
-    import importlib
-
-    legacy = importlib.import_module("torch.nn.utils.weight_norm")  # the module, not the function
-    saved = torch._weight_norm, legacy._weight_norm
-    torch._weight_norm = legacy._weight_norm = _weight_norm  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        torch._weight_norm, legacy._weight_norm = saved  # type: ignore[assignment]
 
 
 def _math_attention() -> contextlib.AbstractContextManager[Any]:

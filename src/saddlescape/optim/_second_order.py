@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
+from .._torch_gaps import composite_weight_norm
 from ..errors import ConfigError, DivergenceError
 from .base import Closure, SaddleOptimizer
 
@@ -55,7 +56,7 @@ class SecondOrderOptimizer(SaddleOptimizer):
         by name."""
         name = type(self).__name__
         params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
-        with torch.enable_grad():
+        with torch.enable_grad(), composite_weight_norm():  # torch's is wrong twice
             loss = closure()
         self._grad_evals += 1
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
