@@ -45,11 +45,13 @@ FD_TOLERANCE = 1e-3
 Term = tuple[float, Callable[[torch.Tensor], torch.Tensor]]
 # torch errors of forward-mode AD through a backward formula it does not support (torch
 # 2.13: mse_loss's backward builds an immutable ZeroTensor for a target without tangent;
-# huber_loss_backward has no forward derivative)
+# huber_loss_backward and _embedding_bag have no forward derivative; the fused weight norm
+# of dim=None; an LSTM over packed sequences under torch.func)
 _FORWARD_AD_GAPS = (
     "ZeroTensors are immutable",
     "Trying to use forward AD with",
     "Trying to set a forward gradient that has a different size",
+    "Cannot access data pointer of Tensor that doesn't have storage",  # packed sequences
 )
 # torch errors of a backward formula that has no derivative of its own (torch 2.13:
 # EmbeddingBag's backward) or a custom Function marked once-differentiable
