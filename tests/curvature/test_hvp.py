@@ -83,3 +83,18 @@ def test_finite_differences_measure_their_error_and_refuse_a_fast_changing_hessi
         wiggly @ torch.ones(50)
     exact_op = HessianOperator.from_function(lambda t: (t**2).sum(), y.double())
     assert exact_op.error_estimate == 0.0
+
+
+def test_finite_difference_error_is_relative_to_the_operator_not_to_a_zero_product():
+    """A direction of zero curvature (an unused embedding row, a linear parameter) gives a
+    product that is zero within rounding: the estimate stays relative to the largest product
+    measured, not 100 % of nothing."""
+    x = torch.linspace(0.5, 1.5, 6, dtype=torch.float64)
+    f = lambda t: (t[:3] ** 4).sum() + 2 * t[3:].sum()  # noqa: E731
+    op = HessianOperator.from_function(f, x, method="finite_difference")
+    e = torch.eye(6, dtype=torch.float64)
+    op @ e[:, 3]  # zero Hessian column first: nothing to be relative to yet
+    assert op.error_estimate == 1.0
+    assert torch.allclose(op @ e[:, 0], 12 * x[0] ** 2 * e[:, 0], rtol=1e-9, atol=0)
+    op @ e[:, 4]
+    assert op.error_estimate < 1e-9

@@ -17,7 +17,8 @@ is the exact dataset mean of a mean-reduction loss). Three ways to compute ``∇
   with steps ``h = ε_mach^{1/3}·max(1, rms(θ))`` and ``h/2``, combined by Richardson
   extrapolation (truncation error O(h⁴)); four gradients per product. The difference of the
   two estimates measures the error: a product estimated worse than ``FD_TOLERANCE``
-  (1e-3 relative) is refused, and :attr:`HVPEngine.fd_error` keeps the largest estimate.
+  (1e-3 relative) is refused, and :attr:`HVPEngine.fd_error` keeps the largest estimate
+  relative to the largest product measured.
 
 ``"auto"`` picks ``"double_backward"`` (and moves to ``"forward_over_reverse"`` for good
 when torch cannot differentiate a backward formula of the loss, e.g. EmbeddingBag's, the
@@ -132,7 +133,11 @@ class HVPEngine:
         # 5 columns 5.7 s vs 3.8 s), so CPU loops; off for good once an op cannot be batched
         self._batched_backward = theta.is_cuda
         self.passes = 0  # passes over the data (forward passes through every batch)
-        self.fd_error = 0.0  # the largest relative error estimate of a finite difference
+        # finite differences: the largest error estimated along a unit direction, relative
+        # to the largest ‖H u‖ measured (an estimate of ‖H‖, what Lanczos' tolerance is
+        # relative to; a product that is zero within rounding does not make it 100 %)
+        self.fd_error = 0.0
+        self._fd_worst = self._fd_scale = 0.0
 
     # --------------------------------------------------------------- helpers
     def _where(self, i: int) -> str:
@@ -403,7 +408,12 @@ class HVPEngine:
         gmax = max(float(torch.linalg.vector_norm(g)) for g in grads)
         rounding = 2.0 * eps * (gmax + float(torch.linalg.vector_norm(theta)) * size) / (h / 2)
         relative = max(error, rounding) / max(size, rounding)
-        self.fd_error = max(self.fd_error, relative)
+        self._fd_worst = max(self._fd_worst, max(error, rounding))
+        self._fd_scale = max(self._fd_scale, size)
+        if self._fd_scale > 0:
+            self.fd_error = self._fd_worst / self._fd_scale
+        else:  # every product so far is zero within rounding: nothing relative to say
+            self.fd_error = 1.0 if self._fd_worst > 0 else 0.0
         if error > 5.0 * rounding and relative > FD_TOLERANCE:
             raise CurvatureError(
                 f"method='finite_difference' reaches only ~{relative:.1e} relative accuracy "

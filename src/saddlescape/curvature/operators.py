@@ -326,9 +326,10 @@ class HessianOperator(SymmetricOperator):
 
     @property
     def error_estimate(self) -> float:
-        """The largest relative error estimated for a ``"finite_difference"`` product so far
-        (Richardson; products estimated worse than 1e-3 are refused); 0 for the exact
-        methods."""
+        """The largest error estimated for a ``"finite_difference"`` product so far
+        (Richardson, per unit direction), relative to the largest ``‖H u‖`` measured — an
+        estimate of ``‖H‖``, what Lanczos' tolerance is relative to (products estimated
+        worse than 1e-3 of their own size are refused); 0 for the exact methods."""
         return self._engine.fd_error
 
     # ---------------------------------------------------------------- the point
