@@ -1,4 +1,4 @@
-"""Workarounds for torch operations whose derivatives are wrong, found by
+"""Workarounds for torch operations whose derivatives are wrong or missing, found by
 ``tests/curvature/test_layer_audit.py`` (torch 2.13)."""
 
 from __future__ import annotations
@@ -35,3 +35,16 @@ def composite_weight_norm() -> Iterator[None]:
         yield
     finally:
         torch._weight_norm, legacy._weight_norm = saved  # type: ignore[assignment]
+
+
+# torch errors of a backward formula that has no derivative of its own (torch 2.13:
+# EmbeddingBag's and MultiMarginLoss's backward) or a custom Function marked
+# once-differentiable
+_DOUBLE_BACKWARD_GAPS = ("is not implemented", "once_differentiable")
+
+
+def missing_second_derivative(e: BaseException) -> bool:
+    """Whether ``e`` is torch saying it cannot differentiate a backward formula again."""
+    return isinstance(e, (NotImplementedError, RuntimeError)) and any(
+        m in str(e) for m in _DOUBLE_BACKWARD_GAPS
+    )

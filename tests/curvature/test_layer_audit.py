@@ -638,3 +638,28 @@ def test_second_order_optimizers_differentiate_weight_norm_exactly() -> None:
     ref = _reference(model, audit, X, y, names)
     H = torch.stack([point.hvp(e) for e in torch.eye(ref.shape[0], dtype=DT)], dim=1)
     assert float((H - ref).abs().max()) <= REL * max(float(ref.abs().max()), 1.0)
+
+
+def test_second_order_optimizers_name_a_loss_torch_cannot_differentiate_twice() -> None:
+    """EmbeddingBag: CubicNewton refuses by name and points to the closure that calls
+    backward() itself (central differences of gradients), which then steps."""
+    from saddlescape.optim import CubicNewton
+
+    audit = next(a for a in AUDITS if a.id == "embedding-bag-mean")
+    model, X, y = _built(audit)
+    before = [p.detach().clone() for p in model.parameters()]
+    opt = CubicNewton(model.parameters(), M=1.0)
+    with pytest.raises(CurvatureError, match=r"call loss.backward\(\) in the closure"):
+        opt.step(lambda: audit.loss(model(X), y))
+    assert all(torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
+
+    def closure() -> torch.Tensor:
+        opt.zero_grad()
+        loss = audit.loss(model(X), y)
+        loss.backward()
+        return loss
+
+    first = float(closure())
+    for _ in range(3):
+        opt.step(closure)
+    assert float(closure()) < first

@@ -37,6 +37,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
+from .._torch_gaps import missing_second_derivative
 from ..errors import ConfigError, CurvatureError, DivergenceError
 
 METHODS: tuple[str, ...] = ("double_backward", "forward_over_reverse", "finite_difference")
@@ -54,15 +55,6 @@ _FORWARD_AD_GAPS = (
     "Trying to set a forward gradient that has a different size",
     "Cannot access data pointer of Tensor that doesn't have storage",  # packed sequences
 )
-# torch errors of a backward formula that has no derivative of its own (torch 2.13:
-# EmbeddingBag's backward) or a custom Function marked once-differentiable
-_DOUBLE_BACKWARD_GAPS = ("is not implemented", "once_differentiable")
-
-
-def _no_double_backward(e: Exception) -> bool:
-    return isinstance(e, (NotImplementedError, RuntimeError)) and any(
-        m in str(e) for m in _DOUBLE_BACKWARD_GAPS
-    )
 
 
 def resolve_method(method: str) -> str:
@@ -269,7 +261,7 @@ class HVPEngine:
         """After torch failed to differentiate the gradient's graph: re-raise what is not a
         missing second derivative; with ``"auto"`` go on forward-over-reverse (the same
         Hessian, exactly); with ``"double_backward"`` asked for, refuse by name."""
-        if not _no_double_backward(e):
+        if not missing_second_derivative(e):
             raise e
         first = str(e).strip().splitlines()[0]
         if not self._auto:

@@ -12,8 +12,8 @@ from dataclasses import dataclass
 
 import torch
 
-from .._torch_gaps import composite_weight_norm
-from ..errors import ConfigError, DivergenceError
+from .._torch_gaps import composite_weight_norm, missing_second_derivative
+from ..errors import ConfigError, CurvatureError, DivergenceError
 from .base import Closure, SaddleOptimizer
 
 
@@ -111,13 +111,24 @@ class SecondOrderOptimizer(SaddleOptimizer):
             def hvp(v: torch.Tensor) -> torch.Tensor:
                 if not differentiable:
                     return torch.zeros_like(v)
-                hv = torch.autograd.grad(
-                    flat,
-                    params,
-                    grad_outputs=v.to(flat.dtype),
-                    retain_graph=True,
-                    allow_unused=True,
-                )
+                try:
+                    hv = torch.autograd.grad(
+                        flat,
+                        params,
+                        grad_outputs=v.to(flat.dtype),
+                        retain_graph=True,
+                        allow_unused=True,
+                    )
+                except (NotImplementedError, RuntimeError) as e:
+                    if not missing_second_derivative(e):
+                        raise
+                    first = str(e).strip().splitlines()[0]
+                    raise CurvatureError(
+                        f"{type(self).__name__} needs Hessian-vector products and torch "
+                        f"{torch.__version__} cannot differentiate this loss twice ({first}); "
+                        "call loss.backward() in the closure to use central differences of "
+                        "gradients instead"
+                    ) from e
                 return torch.cat(
                     [
                         (torch.zeros_like(p) if h is None else h).reshape(-1)
