@@ -1,40 +1,31 @@
-"""Workarounds for torch operations whose derivatives are wrong or missing, found by
+"""Workarounds for torch operations whose second derivatives are wrong or missing, found by
 ``tests/curvature/test_layer_audit.py`` (torch 2.13)."""
 
 from __future__ import annotations
 
 import contextlib
+import importlib
+import threading
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 
 
 def _weight_norm(v: torch.Tensor, g: torch.Tensor, dim: int = 0) -> torch.Tensor:
     """``torch._weight_norm`` by its formula, ``v · g / ‖v‖`` with the norm over every
-    dimension but ``dim`` (over all of ``v`` for ``dim = -1``, as torch's convention)."""
+    dimension but ``dim`` (over all of ``v`` for ``dim = -1``, torch's convention; a 1-d
+    ``v`` normed per element, so ``g·sign(v)``), accumulated in float32 for half types as
+    torch's kernel does."""
+    if not -v.ndim <= dim < max(v.ndim, 1):
+        raise IndexError(f"dim {dim} is out of range for a tensor of {v.ndim} dimensions")
+    acc = torch.float32 if v.dtype in (torch.float16, torch.bfloat16) else None
     if dim == -1:
-        return v * (g / torch.linalg.vector_norm(v))
-    dim %= v.ndim
-    rest = [d for d in range(v.ndim) if d != dim]
-    return v * (g / torch.linalg.vector_norm(v, dim=rest, keepdim=True))
-
-
-@contextlib.contextmanager
-def composite_weight_norm() -> Iterator[None]:
-    """Both weight-norm APIs evaluate through ``torch._weight_norm``, whose second
-    derivative is wrong on the CPU in torch 2.13 (a Hessian 50 % off; gradients are right;
-    ``tests/curvature/test_layer_audit.py``): inside saddlescape's evaluations (the
-    curvature operators, and the closures of the second-order optimizers) they run the
-    same formula, composed of differentiable ops, instead."""
-    import importlib
-
-    legacy = importlib.import_module("torch.nn.utils.weight_norm")  # the module, not the function
-    saved = torch._weight_norm, legacy._weight_norm
-    torch._weight_norm = legacy._weight_norm = _weight_norm  # type: ignore[assignment]
-    try:
-        yield
-    finally:
-        torch._weight_norm, legacy._weight_norm = saved  # type: ignore[assignment]
+        norm = torch.linalg.vector_norm(v, dtype=acc)
+    else:
+        rest = [d for d in range(v.ndim) if d != dim % v.ndim]
+        norm = torch.linalg.vector_norm(v, dim=rest, keepdim=True, dtype=acc) if rest else v.abs()
+    return v * (g / norm.to(v.dtype))
 
 
 # torch errors of a backward formula that has no derivative of its own (torch 2.13:
@@ -48,3 +39,100 @@ def missing_second_derivative(e: BaseException) -> bool:
     return isinstance(e, (NotImplementedError, RuntimeError)) and any(
         m in str(e) for m in _DOUBLE_BACKWARD_GAPS
     )
+
+
+_EMBEDDING_BAG = torch.embedding_bag
+
+
+def _embedding_bag(
+    weight: torch.Tensor,
+    indices: torch.Tensor,
+    offsets: torch.Tensor,
+    scale_grad_by_freq: bool,
+    mode: int,
+    sparse: bool,
+    per_sample_weights: torch.Tensor | None,
+    include_last_offset: bool,
+    padding_idx: int | None,
+) -> tuple[Any, ...]:
+    """``torch.embedding_bag`` (as ``F.embedding_bag`` calls it: 1-d indices and offsets) by
+    ops torch differentiates twice: rows gathered and summed into their bags (divided by
+    the bag's size for ``mode="mean"``); for ``"max"`` the winning row of each feature,
+    chosen by torch's own kernel, gathered. Padding entries are left out as torch does.
+    Sparse or frequency-scaled gradients are torch's own business: those calls pass through."""
+    if scale_grad_by_freq or sparse:
+        return _EMBEDDING_BAG(weight, indices, offsets, scale_grad_by_freq, mode, sparse,
+                              per_sample_weights, include_last_offset, padding_idx)  # fmt: skip
+    with torch.no_grad():
+        out = _EMBEDDING_BAG(
+            weight.detach(), indices, offsets, False, mode, False,
+            None if per_sample_weights is None else per_sample_weights.detach(),
+            include_last_offset, padding_idx,
+        )  # fmt: skip
+    bags, dim = out[0].shape
+    if mode == 2:  # max: each feature's winning row; an empty bag gives 0
+        value = weight.gather(0, out[3].clamp(min=0))
+        return (value * (out[2] > 0).unsqueeze(1), *out[1:])
+    n = indices.numel()
+    starts = offsets[:-1] if include_last_offset else offsets
+    position = torch.arange(n, device=indices.device)
+    bag = torch.searchsorted(starts.contiguous(), position, right=True) - 1
+    keep = bag >= 0
+    if include_last_offset:
+        keep &= position < offsets[-1]
+    if padding_idx is not None and padding_idx >= 0:
+        keep &= indices != padding_idx
+    rows = weight.index_select(0, indices[keep])
+    if per_sample_weights is not None:
+        rows = rows * per_sample_weights[keep].unsqueeze(1)
+    value = weight.new_zeros(bags, dim).index_add(0, bag[keep], rows)
+    if mode == 1:
+        count = weight.new_zeros(bags).index_add(0, bag[keep], weight.new_ones(rows.shape[0]))
+        value = value / count.clamp(min=1).unsqueeze(1)
+    return (value, *out[1:])
+
+
+_LOCK = threading.Lock()
+_DEPTH = 0
+_SAVED: list[tuple[Any, str, Any]] = []
+
+
+def _targets() -> list[tuple[Any, str, Any]]:
+    """(owner, attribute, replacement): both weight-norm APIs call ``torch._weight_norm``
+    (the legacy hook through its module's own binding); ``F.embedding_bag`` calls
+    ``torch.embedding_bag``."""
+    legacy = importlib.import_module("torch.nn.utils.weight_norm")  # the module, not the function
+    return [
+        (torch, "_weight_norm", _weight_norm),
+        (legacy, "_weight_norm", _weight_norm),
+        (torch, "embedding_bag", _embedding_bag),
+    ]
+
+
+@contextlib.contextmanager
+def exact_second_derivatives() -> Iterator[None]:
+    """Inside saddlescape's evaluations (the curvature operators, and the closures of the
+    second-order optimizers), the torch functions whose second derivatives are wrong
+    (``_weight_norm`` on the CPU: a Hessian ~50 % off, gradients right) or missing
+    (``embedding_bag``: neither double backward nor forward AD) run as the same functions
+    composed of differentiable ops.
+
+    The replacement is process-wide while any thread is inside (reference-counted under a
+    lock, undone when the last one leaves): another thread calling these functions
+    meanwhile gets the same values through the composite ops."""
+    global _DEPTH
+    with _LOCK:
+        if _DEPTH == 0:
+            _SAVED[:] = [(owner, name, getattr(owner, name)) for owner, name, _ in _targets()]
+            for owner, name, new in _targets():
+                setattr(owner, name, new)
+        _DEPTH += 1
+    try:
+        yield
+    finally:
+        with _LOCK:
+            _DEPTH -= 1
+            if _DEPTH == 0:
+                for owner, name, old in _SAVED:
+                    setattr(owner, name, old)
+                _SAVED.clear()

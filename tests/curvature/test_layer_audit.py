@@ -8,8 +8,9 @@ check that does not share torch's second-order formulas.
 Every exact method must match to 1e-7 of the Hessian's largest entry, or refuse with a
 :class:`CurvatureError` that names the method (forward-mode gaps of torch): a silently wrong
 Hessian is the one outcome not allowed. The audit found ``torch._weight_norm`` (behind both
-``weight_norm`` APIs) differentiating twice wrongly on the CPU in torch 2.13; saddlescape
-evaluates it by its composite formula.
+``weight_norm`` APIs) differentiating twice wrongly on the CPU in torch 2.13, and
+``EmbeddingBag`` not at all; saddlescape evaluates both by differentiable ops
+(``saddlescape._torch_gaps``).
 """
 
 from __future__ import annotations
@@ -90,6 +91,22 @@ class _EmbeddingBag(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.head(torch.tanh(self.bag(x)))
+
+
+class _EmbeddingBagOffsets(nn.Module):
+    """Bags of different lengths (one empty) given by offsets, per-sample weights and a
+    padding index, summed."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.bag = nn.EmbeddingBag(7, 4, mode="sum", padding_idx=2)
+        self.head = nn.Linear(4, 3)
+        self.register_buffer("offsets", torch.tensor([0, 3, 3, 7]))
+        self.register_buffer("weights", torch.linspace(0.5, 1.5, 10, dtype=DT))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = self.bag(x, offsets=self.offsets, per_sample_weights=self.weights)
+        return self.head(torch.tanh(h))
 
 
 class _Bilinear(nn.Module):
@@ -299,6 +316,13 @@ AUDITS = [Audit(f"act-{k}", _act(a), _vec(), _cls(), CE) for k, a in ACTIVATIONS
         "embedding-bag-max", lambda: _EmbeddingBag("max"), lambda: classes(5, 3, k=7), _cls(5), CE
     ),
     Audit(
+        "embedding-bag-offsets-weights-padding",
+        _EmbeddingBagOffsets,
+        lambda: torch.tensor([1, 2, 6, 3, 2, 2, 0, 5, 4, 1]),
+        _cls(4),
+        CE,
+    ),
+    Audit(
         "rnn-tanh",
         lambda: _Seq(nn.RNN(3, 4, batch_first=True), 4),
         lambda: randn(3, 4, 3),
@@ -350,6 +374,19 @@ AUDITS = [Audit(f"act-{k}", _act(a), _vec(), _cls(), CE) for k, a in ACTIVATIONS
         ),
         _img(),
         _cls(4),
+        CE,
+    ),
+    Audit(
+        "weight-norm-bias-1d-and-last-dim",
+        lambda: nn.Sequential(
+            parametrizations.weight_norm(
+                parametrizations.weight_norm(nn.Linear(4, 5), name="bias"), dim=1
+            ),
+            nn.Tanh(),
+            nn.Linear(5, 3),
+        ),
+        _vec(),
+        _cls(),
         CE,
     ),
     Audit(
@@ -536,9 +573,10 @@ def _reference(model: nn.Module, audit: Audit, X, y, names: list[str]) -> torch.
 
 
 # Audits torch 2.13 cannot differentiate twice by double backward: that method refuses by
-# name and "auto" tries forward-over-reverse, which torch lacks for these too (no forward AD
-# of _embedding_bag or multi_margin_loss): "auto" then says neither works.
-NO_DOUBLE_BACKWARD = {"embedding-bag-mean", "embedding-bag-max", "loss-multi-margin-p2"}
+# name and "auto" tries forward-over-reverse, which torch lacks for this one too (no forward
+# AD of multi_margin_loss): "auto" then says neither works. (EmbeddingBag had neither
+# either; saddlescape evaluates it by differentiable ops, see saddlescape._torch_gaps.)
+NO_DOUBLE_BACKWARD = {"loss-multi-margin-p2"}
 NEITHER = NO_DOUBLE_BACKWARD
 
 
@@ -641,11 +679,11 @@ def test_second_order_optimizers_differentiate_weight_norm_exactly() -> None:
 
 
 def test_second_order_optimizers_name_a_loss_torch_cannot_differentiate_twice() -> None:
-    """EmbeddingBag: CubicNewton refuses by name and points to the closure that calls
+    """MultiMarginLoss: CubicNewton refuses by name and points to the closure that calls
     backward() itself (central differences of gradients), which then steps."""
     from saddlescape.optim import CubicNewton
 
-    audit = next(a for a in AUDITS if a.id == "embedding-bag-mean")
+    audit = next(a for a in AUDITS if a.id == "loss-multi-margin-p2")
     model, X, y = _built(audit)
     before = [p.detach().clone() for p in model.parameters()]
     opt = CubicNewton(model.parameters(), M=1.0)
@@ -663,3 +701,69 @@ def test_second_order_optimizers_name_a_loss_torch_cannot_differentiate_twice() 
     for _ in range(3):
         opt.step(closure)
     assert float(closure()) < first
+
+
+class _TiedLM(nn.Module):
+    """An embedding with a padding row whose weight is also the output layer's."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.emb = nn.Embedding(6, 3, padding_idx=0)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.linear(torch.tanh(self.emb(x)).mean(1), self.emb.weight)
+
+
+def test_a_padding_row_read_by_a_tied_layer_is_refused() -> None:
+    """torch gives the padding row the output layer's gradient but not the lookups': that is
+    no function's gradient (forward-over-reverse measured its Jacobian 0.077 off symmetric
+    when padding tokens occur), so there is no Hessian to take — refused by name."""
+    torch.manual_seed(0)
+    model = _TiedLM().to(DT)
+    X, y = torch.tensor([[1, 0, 3], [4, 5, 0], [2, 2, 5]]), classes(3, k=6)
+    for method in ("double_backward", "forward_over_reverse"):
+        with pytest.raises(CurvatureError, match=r"padding row of emb .* \(tied weights\)"):
+            HessianOperator.from_model(model, CE, (X, y), method=method)
+    model.emb.padding_idx = None  # the suggested way out when no padding token occurs
+    op = HessianOperator.from_model(model, CE, (X[:, :1] + 1, y))
+    assert op.shape == (18, 18)
+
+
+def test_the_workarounds_nest_and_survive_interleaved_threads() -> None:
+    """The replacement is reference-counted under a lock: a nested or overlapping use keeps
+    it in place until the last one leaves, and torch's own functions come back then."""
+    import threading
+
+    from saddlescape import _torch_gaps as gaps
+
+    original = torch._weight_norm, torch.embedding_bag
+    with gaps.exact_second_derivatives():
+        with gaps.exact_second_derivatives():
+            pass
+        assert torch._weight_norm is gaps._weight_norm
+        assert torch.embedding_bag is gaps._embedding_bag
+    assert (torch._weight_norm, torch.embedding_bag) == original
+    entered, second_in, release = threading.Event(), threading.Event(), threading.Event()
+    seen = []
+
+    def first() -> None:
+        with gaps.exact_second_derivatives():
+            entered.set()
+            second_in.wait(10)
+
+    def second() -> None:
+        entered.wait(10)
+        with gaps.exact_second_derivatives():
+            second_in.set()
+            release.wait(10)
+            seen.append(torch._weight_norm is gaps._weight_norm)
+
+    a, b = threading.Thread(target=first), threading.Thread(target=second)
+    a.start(), b.start()
+    a.join(10)
+    assert torch._weight_norm is gaps._weight_norm  # the second is still inside
+    release.set()
+    b.join(10)
+    assert seen == [True] and (torch._weight_norm, torch.embedding_bag) == original
+    with pytest.raises(IndexError):
+        gaps._weight_norm(torch.ones(2, 3), torch.ones(1, 1), -3)

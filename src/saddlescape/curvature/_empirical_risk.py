@@ -63,7 +63,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._torch_gaps import composite_weight_norm
+from .._torch_gaps import exact_second_derivatives
 from ..errors import ConfigError, CurvatureError
 
 __all__ = ["MODES", "REDUCTIONS", "EmpiricalRisk"]
@@ -342,7 +342,7 @@ def _evaluation(modules: Sequence[nn.Module], mode: str, rnn_on_cuda: bool) -> I
             m.forward = types.MethodType(_affine_batch_norm, m)
         with contextlib.ExitStack() as stack:
             stack.enter_context(_math_attention())
-            stack.enter_context(composite_weight_norm())
+            stack.enter_context(exact_second_derivatives())
             if rnn_on_cuda:  # cuDNN's RNN kernels have no double backward
                 stack.enter_context(torch.backends.cudnn.flags(enabled=False))
             yield
@@ -358,23 +358,27 @@ def _evaluation(modules: Sequence[nn.Module], mode: str, rnn_on_cuda: bool) -> I
 _PLAIN_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
 
 
-def _padding_rows(modules: Sequence[nn.Module], tensors: Sequence[torch.Tensor]) -> torch.Tensor:
-    """Flat indices of θ that torch's autograd holds constant: the ``padding_idx`` row of an
-    Embedding or EmbeddingBag is read by the forward pass but gets no gradient (so no
-    optimizer moves it). The Hessian treats it as frozen: zero rows *and* columns — a
-    forward-mode product would otherwise give it columns but no rows, a non-symmetric
-    matrix (``tests/curvature/test_layer_audit.py``)."""
+def _padding_rows(
+    model: nn.Module | None, tensors: Sequence[torch.Tensor]
+) -> list[tuple[str, torch.Tensor]]:
+    """``(module name, flat indices of θ)`` of the ``padding_idx`` row of every Embedding
+    and EmbeddingBag whose weight is in θ: rows torch's autograd holds constant (no gradient
+    reaches them through the embedding) — unless another layer reads the same weight, which
+    :meth:`HessianOperator.from_model` tells from a gradient that is not zero there."""
+    if model is None:
+        return []
     offsets, start = {}, 0
     for t in tensors:
         offsets[id(t)] = start
         start += t.numel()
-    rows: set[int] = set()
-    for m in modules:
+    rows: dict[int, tuple[str, torch.Tensor]] = {}
+    for name, m in model.named_modules():
         if isinstance(m, (nn.Embedding, nn.EmbeddingBag)) and m.padding_idx is not None:
             if id(m.weight) in offsets:
                 first = offsets[id(m.weight)] + m.padding_idx * m.embedding_dim
-                rows.update(range(first, first + m.embedding_dim))
-    return torch.tensor(sorted(rows), dtype=torch.long)
+                label = f"{name or 'the model'} ({type(m).__name__}, padding_idx={m.padding_idx})"
+                rows.setdefault(first, (label, torch.arange(first, first + m.embedding_dim)))
+    return [rows[k] for k in sorted(rows)]
 
 
 def _affine_batch_norm(self: nn.Module, x: torch.Tensor) -> torch.Tensor:
@@ -456,7 +460,7 @@ class EmpiricalRisk:
         self.theta = torch.cat([t.detach().reshape(-1) for t in tensors])  # a copy
         self._frozen = self._snapshot(model)
         self._modules = list(self._module.modules()) if self._module is not None else []
-        self.constant = _padding_rows(self._modules, tensors)
+        self.padding_rows = _padding_rows(self._module, tensors)
         self._rnn_on_cuda = self.theta.is_cuda and any(
             isinstance(m, nn.RNNBase) for m in self._modules
         )

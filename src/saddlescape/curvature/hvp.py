@@ -143,6 +143,11 @@ class HVPEngine:
         other._auto, other._double_backward_gap = self._auto, self._double_backward_gap
         return other
 
+    def hold_constant(self, indices: torch.Tensor) -> None:
+        """Hold the flat ``indices`` of θ constant: zero rows and columns of every product
+        (an embedding's padding row, which torch gives no gradient)."""
+        self._constant = indices.to(self.theta.device) if indices.numel() else None
+
     def _ctx(self):
         import contextlib
 

@@ -282,15 +282,24 @@ class HessianOperator(SymmetricOperator):
             distributed=distributed,
         )
         reduce = risk.all_reduce if distributed not in (False, None) else None
-        engine = HVPEngine(
-            risk.terms,
-            risk.theta,
-            method,
-            context=risk.context,
-            reduce=reduce,
-            constant=risk.constant,
-        )
-        engine.gradient()  # value and gradient now: a bad loss fails at construction
+        engine = HVPEngine(risk.terms, risk.theta, method, context=risk.context, reduce=reduce)
+        grad = engine.gradient()  # value and gradient now: a bad loss fails at construction
+        # an embedding's padding row gets no gradient from torch, so no optimizer moves it:
+        # the Hessian holds it constant too (zero rows and columns by every method)
+        constant = []
+        for name, rows in risk.padding_rows:
+            if grad[rows.to(grad.device)].any():
+                raise CurvatureError(
+                    f"the padding row of {name} is also read by another layer (tied "
+                    "weights): torch gives its embedding lookups no gradient but the other "
+                    "layer's, so torch's gradient is no function's gradient and its "
+                    "Jacobian is not symmetric — there is no Hessian to take. Leave that "
+                    "weight out (params=...), untie it, or set padding_idx=None if the "
+                    "padding index never occurs in the data"
+                )
+            constant.append(rows)
+        if constant:
+            engine.hold_constant(torch.cat(constant))
         risk.check_deterministic()
         op = cls(engine, param_names=risk.names, param_shapes=risk.shapes)
         op.mode, op.reduction = risk.mode, risk.reduction

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from .._torch_gaps import composite_weight_norm, missing_second_derivative
+from .._torch_gaps import exact_second_derivatives, missing_second_derivative
 from ..errors import ConfigError, CurvatureError, DivergenceError
 from .base import Closure, SaddleOptimizer
 
@@ -56,7 +56,7 @@ class SecondOrderOptimizer(SaddleOptimizer):
         by name."""
         name = type(self).__name__
         params = [p for g in self.param_groups for p in g["params"] if p.requires_grad]
-        with torch.enable_grad(), composite_weight_norm():  # torch's is wrong twice
+        with torch.enable_grad(), exact_second_derivatives():  # where torch's are not
             loss = closure()
         self._grad_evals += 1
         if not isinstance(loss, torch.Tensor) or loss.numel() != 1:
