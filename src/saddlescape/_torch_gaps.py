@@ -92,6 +92,13 @@ def _embedding_bag(
     return (value, *out[1:])
 
 
+def _hardsigmoid(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
+    """``F.hardsigmoid`` as ``clamp(x/6 + 1/2, 0, 1)`` (torch 2.13 has no second derivative
+    of its backward, nor a forward-mode one; ``inplace`` gives the same value, out of
+    place)."""
+    return (input / 6 + 0.5).clamp(0.0, 1.0)
+
+
 _LOCK = threading.Lock()
 _DEPTH = 0
 _SAVED: list[tuple[Any, str, Any]] = []
@@ -100,12 +107,13 @@ _SAVED: list[tuple[Any, str, Any]] = []
 def _targets() -> list[tuple[Any, str, Any]]:
     """(owner, attribute, replacement): both weight-norm APIs call ``torch._weight_norm``
     (the legacy hook through its module's own binding); ``F.embedding_bag`` calls
-    ``torch.embedding_bag``."""
+    ``torch.embedding_bag``; ``nn.Hardsigmoid`` calls ``F.hardsigmoid``."""
     legacy = importlib.import_module("torch.nn.utils.weight_norm")  # the module, not the function
     return [
         (torch, "_weight_norm", _weight_norm),
         (legacy, "_weight_norm", _weight_norm),
         (torch, "embedding_bag", _embedding_bag),
+        (torch.nn.functional, "hardsigmoid", _hardsigmoid),
     ]
 
 
@@ -114,8 +122,8 @@ def exact_second_derivatives() -> Iterator[None]:
     """Inside saddlescape's evaluations (the curvature operators, and the closures of the
     second-order optimizers), the torch functions whose second derivatives are wrong
     (``_weight_norm`` on the CPU: a Hessian ~50 % off, gradients right) or missing
-    (``embedding_bag``: neither double backward nor forward AD) run as the same functions
-    composed of differentiable ops.
+    (``embedding_bag``, ``hardsigmoid``: neither double backward nor forward AD) run as the
+    same functions composed of differentiable ops.
 
     The replacement is process-wide while any thread is inside (reference-counted under a
     lock, undone when the last one leaves): another thread calling these functions

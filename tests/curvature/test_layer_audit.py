@@ -161,6 +161,12 @@ ACTIVATIONS = {
     "logsigmoid": nn.LogSigmoid(),
     "softmax": nn.Softmax(dim=-1),
     "log-softmax": nn.LogSoftmax(dim=-1),
+    "softmin": nn.Softmin(dim=-1),
+    "hardtanh": nn.Hardtanh(-0.5, 0.5),
+    "relu6": nn.ReLU6(),
+    "threshold": nn.Threshold(0.1, -1.0),
+    "hardsigmoid": nn.Hardsigmoid(),
+    "softshrink": nn.Softshrink(0.3),
 }
 
 AUDITS = [Audit(f"act-{k}", _act(a), _vec(), _cls(), CE) for k, a in ACTIVATIONS.items()] + [
@@ -458,7 +464,50 @@ class _Cosine(nn.Module):
         return torch.stack([sim, dist, F.normalize(self.a(x), dim=-1)[:, 0]], dim=-1)
 
 
+class _CTC(nn.Module):
+    """Per-frame log-probabilities for CTC (the loss is applied by :func:`_ctc_loss`)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rnn = nn.GRU(2, 4, batch_first=True)
+        self.head = nn.Linear(4, 4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h, _ = self.rnn(x)
+        return self.head(h).log_softmax(-1).transpose(0, 1)  # (T, N, C)
+
+
+class _CTCLoss(nn.Module):
+    def forward(self, log_probs: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        T, N, _ = log_probs.shape
+        return F.ctc_loss(log_probs, targets, torch.full((N,), T), torch.full((N,), 2))
+
+
+class _Triplet(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.embed = nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return torch.stack([self.embed(x[:, i]) for i in range(3)], dim=1)
+
+
+class _TripletLoss(nn.Module):
+    def forward(self, z: torch.Tensor, _: torch.Tensor) -> torch.Tensor:
+        return F.triplet_margin_loss(z[:, 0], z[:, 1], z[:, 2], margin=5.0) + (
+            F.cosine_embedding_loss(z[:, 0], z[:, 1], torch.ones(z.shape[0], dtype=z.dtype))
+        )
+
+
 AUDITS += [
+    Audit("ctc-loss-gru", _CTC, lambda: randn(3, 5, 2), lambda: classes(3, 2, k=3) + 1, _CTCLoss()),
+    Audit(
+        "triplet-and-cosine-embedding-losses",
+        _Triplet,
+        lambda: randn(6, 3, 4),
+        lambda: torch.zeros(6),
+        _TripletLoss(),
+    ),
     Audit("lstm-packed-sequences", _Packed, lambda: randn(3, 4, 2), _cls(3), CE),
     Audit("transformer-decoder-causal", _Decoder, lambda: randn(3, 4, 4), _cls(3), CE),
     Audit("cosine-pairwise-normalize", _Cosine, _vec(), _cls(), CE),
@@ -520,11 +569,14 @@ LOSSES = {
     ),
     "soft-margin": (nn.SoftMarginLoss(), lambda: torch.sign(randn(6, 3, seed=10))),
     "multi-margin-p2": (nn.MultiMarginLoss(p=2, margin=3.0), _cls()),
+    "l1": (nn.L1Loss(), _reg()),
+    "bce-after-sigmoid": (nn.BCELoss(), lambda: torch.rand(6, 3, generator=_g(11), dtype=DT)),
 }
 
 
 def _head(loss_id: str) -> nn.Module:
     act = nn.LogSoftmax(dim=-1) if loss_id in ("nll", "kl-div-batchmean") else nn.Identity()
+    act = nn.Sigmoid() if loss_id == "bce-after-sigmoid" else act
     return nn.Sequential(nn.Linear(4, 5), nn.Tanh(), nn.Linear(5, 3), act)
 
 
@@ -572,11 +624,11 @@ def _reference(model: nn.Module, audit: Audit, X, y, names: list[str]) -> torch.
     return (H + H.T) / 2
 
 
-# Audits torch 2.13 cannot differentiate twice by double backward: that method refuses by
-# name and "auto" tries forward-over-reverse, which torch lacks for this one too (no forward
-# AD of multi_margin_loss): "auto" then says neither works. (EmbeddingBag had neither
-# either; saddlescape evaluates it by differentiable ops, see saddlescape._torch_gaps.)
-NO_DOUBLE_BACKWARD = {"loss-multi-margin-p2"}
+# Audits torch 2.13 can differentiate twice by neither exact method (no derivative of
+# _ctc_loss_backward or multi_margin_loss_backward, no forward AD of either): every method
+# refuses by name, "auto" after trying both. (EmbeddingBag and Hardsigmoid had the same
+# gaps; saddlescape evaluates them by differentiable ops, see saddlescape._torch_gaps.)
+NO_DOUBLE_BACKWARD = {"ctc-loss-gru", "loss-multi-margin-p2"}
 NEITHER = NO_DOUBLE_BACKWARD
 
 
