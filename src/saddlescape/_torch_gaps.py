@@ -99,6 +99,65 @@ def _hardsigmoid(input: torch.Tensor, inplace: bool = False) -> torch.Tensor:
     return (input / 6 + 0.5).clamp(0.0, 1.0)
 
 
+_IMPOSSIBLE = -1e30  # log-probability of an alignment state no path reaches
+
+
+def _ctc_loss(
+    log_probs: torch.Tensor,
+    targets: torch.Tensor,
+    input_lengths: Any,
+    target_lengths: Any,
+    blank: int = 0,
+    reduction: int = 1,
+    zero_infinity: bool = False,
+) -> torch.Tensor:
+    """``torch.ctc_loss`` (as ``F.ctc_loss`` calls it; ``reduction`` 0 none, 1 mean, 2 sum)
+    by the CTC forward recursion (Graves et al. 2006) in log space, ops torch
+    differentiates twice. Targets padded ``(N, S)`` or concatenated; unreachable states
+    carry a finite ``-1e30`` so that no gradient is 0·∞; an infeasible sample's loss is
+    ``inf`` (0 with ``zero_infinity``), as torch's."""
+    batched = log_probs.ndim == 3
+    lp = log_probs if batched else log_probs.unsqueeze(1)
+    T, N, _ = lp.shape
+    dev = lp.device
+    il = torch.as_tensor(input_lengths, device=dev).reshape(-1).long()
+    tl = torch.as_tensor(target_lengths, device=dev).reshape(-1).long()
+    S = max(int(tl.max()), 1)
+    if targets.ndim == 2 or not batched:  # padded (or one unbatched sequence)
+        tg = targets.reshape(N, -1)[:, :S].long()
+    else:  # concatenated: sample n's labels start after the lengths before it
+        at = (torch.cumsum(tl, 0) - tl).unsqueeze(1) + torch.arange(S, device=dev)
+        tg = targets.long()[at.clamp(max=max(targets.numel() - 1, 0))]
+    L = 2 * S + 1
+    ext = torch.full((N, L), blank, dtype=torch.long, device=dev)
+    ext[:, 1::2] = tg
+    pos = torch.arange(L, device=dev)
+    valid = pos.unsqueeze(0) < (2 * tl + 1).unsqueeze(1)
+    skip = torch.zeros(N, L, dtype=torch.bool, device=dev)
+    skip[:, 2:] = (ext[:, 2:] != blank) & (ext[:, 2:] != ext[:, :-2])
+    none = lp.new_tensor(_IMPOSSIBLE)
+    emit = lp.gather(2, ext.unsqueeze(0).expand(T, N, L))
+    alpha = torch.where((pos < 2).unsqueeze(0) & valid, emit[0], none)
+    for t in range(1, T):
+        one_back = torch.cat([none.expand(N, 1), alpha[:, :-1]], 1)
+        two_back = torch.where(skip, torch.cat([none.expand(N, 2), alpha[:, :-2]], 1), none)
+        step = torch.logsumexp(torch.stack([alpha, one_back, two_back]), 0) + emit[t]
+        alpha = torch.where((t < il).unsqueeze(1), torch.where(valid, step, none), alpha)
+    end = 2 * tl
+    last = alpha.gather(1, end.unsqueeze(1)).squeeze(1)
+    before = alpha.gather(1, (end - 1).clamp(min=0).unsqueeze(1)).squeeze(1)
+    nll = -torch.logaddexp(last, torch.where(tl > 0, before, none))
+    infeasible = nll > -_IMPOSSIBLE / 10
+    nll = torch.where(
+        infeasible, torch.zeros_like(nll) if zero_infinity else nll.new_tensor(float("inf")), nll
+    )
+    if reduction == 0:
+        return nll if batched else nll[0]
+    if reduction == 1:
+        return (nll / tl.clamp(min=1).to(nll.dtype)).mean()
+    return nll.sum()
+
+
 _LOCK = threading.Lock()
 _DEPTH = 0
 _SAVED: list[tuple[Any, str, Any]] = []
@@ -107,13 +166,15 @@ _SAVED: list[tuple[Any, str, Any]] = []
 def _targets() -> list[tuple[Any, str, Any]]:
     """(owner, attribute, replacement): both weight-norm APIs call ``torch._weight_norm``
     (the legacy hook through its module's own binding); ``F.embedding_bag`` calls
-    ``torch.embedding_bag``; ``nn.Hardsigmoid`` calls ``F.hardsigmoid``."""
+    ``torch.embedding_bag``; ``nn.Hardsigmoid`` calls ``F.hardsigmoid``; ``F.ctc_loss``
+    calls ``torch.ctc_loss``."""
     legacy = importlib.import_module("torch.nn.utils.weight_norm")  # the module, not the function
     return [
         (torch, "_weight_norm", _weight_norm),
         (legacy, "_weight_norm", _weight_norm),
         (torch, "embedding_bag", _embedding_bag),
         (torch.nn.functional, "hardsigmoid", _hardsigmoid),
+        (torch, "ctc_loss", _ctc_loss),
     ]
 
 
@@ -122,8 +183,8 @@ def exact_second_derivatives() -> Iterator[None]:
     """Inside saddlescape's evaluations (the curvature operators, and the closures of the
     second-order optimizers), the torch functions whose second derivatives are wrong
     (``_weight_norm`` on the CPU: a Hessian ~50 % off, gradients right) or missing
-    (``embedding_bag``, ``hardsigmoid``: neither double backward nor forward AD) run as the
-    same functions composed of differentiable ops.
+    (``embedding_bag``, ``hardsigmoid``, ``ctc_loss``: neither double backward nor forward
+    AD) run as the same functions composed of differentiable ops.
 
     The replacement is process-wide while any thread is inside (reference-counted under a
     lock, undone when the last one leaves): another thread calling these functions

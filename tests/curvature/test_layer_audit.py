@@ -625,10 +625,10 @@ def _reference(model: nn.Module, audit: Audit, X, y, names: list[str]) -> torch.
 
 
 # Audits torch 2.13 can differentiate twice by neither exact method (no derivative of
-# _ctc_loss_backward or multi_margin_loss_backward, no forward AD of either): every method
-# refuses by name, "auto" after trying both. (EmbeddingBag and Hardsigmoid had the same
-# gaps; saddlescape evaluates them by differentiable ops, see saddlescape._torch_gaps.)
-NO_DOUBLE_BACKWARD = {"ctc-loss-gru", "loss-multi-margin-p2"}
+# multi_margin_loss_backward, no forward AD of it): every method refuses by name, "auto"
+# after trying both. (EmbeddingBag, Hardsigmoid and CTCLoss had the same gaps; saddlescape
+# evaluates them by differentiable ops, see saddlescape._torch_gaps.)
+NO_DOUBLE_BACKWARD = {"loss-multi-margin-p2"}
 NEITHER = NO_DOUBLE_BACKWARD
 
 
@@ -819,3 +819,72 @@ def test_the_workarounds_nest_and_survive_interleaved_threads() -> None:
     assert seen == [True] and (torch._weight_norm, torch.embedding_bag) == original
     with pytest.raises(IndexError):
         gaps._weight_norm(torch.ones(2, 3), torch.ones(1, 1), -3)
+
+
+@pytest.mark.parametrize("reduction", ["mean", "sum", "none"])
+@pytest.mark.parametrize("concatenated", [False, True])
+def test_composite_ctc_loss_equals_torchs(reduction: str, concatenated: bool) -> None:
+    """The differentiable CTC recursion gives torch's values and gradients: repeated labels,
+    a blank that is not 0, an empty target, an infeasible sample (inf, or 0 with
+    zero_infinity)."""
+    from saddlescape._torch_gaps import _ctc_loss
+
+    enum = {"none": 0, "mean": 1, "sum": 2}[reduction]
+    T, N, C = 7, 3, 5
+    for blank, case, zero_inf in [(0, "ok", False), (3, "repeat", False), (0, "empty", False),
+                                  (3, "infeasible", True), (0, "infeasible", False)]:  # fmt: skip
+        x = randn(T, N, C, seed=12).requires_grad_(True)
+        lp = x.log_softmax(-1)
+        labels = [c for c in range(C) if c != blank]
+        tl, il = torch.tensor([3, 2, 4]), torch.tensor([7, 5, 6])
+        tg = torch.tensor([[labels[i % 4] for i in range(j, j + 4)] for j in range(N)])
+        if case == "repeat":
+            tg[:, 1] = tg[:, 0]
+        if case == "empty":
+            tl = torch.tensor([3, 0, 4])
+        if case == "infeasible":
+            il = torch.tensor([7, 1, 6])
+        targets = torch.cat([tg[i, : tl[i]] for i in range(N)]) if concatenated else tg
+        want = F.ctc_loss(lp, targets, il, tl, blank, reduction, zero_inf)
+        got = _ctc_loss(lp, targets, il, tl, blank, enum, zero_inf)
+        assert torch.allclose(got, want, rtol=1e-12, atol=1e-12, equal_nan=True), case
+        if bool(torch.isfinite(want).all()):
+            (gw,) = torch.autograd.grad(want.sum(), x, retain_graph=True)
+            (gg,) = torch.autograd.grad(got.sum(), x)
+            assert torch.allclose(gg, gw, rtol=0, atol=1e-12), case
+
+
+def test_composite_embedding_bag_equals_torchs() -> None:
+    """Values and gradients as torch's over modes, padding, include_last_offset, per-sample
+    weights, 2-d input and empty bags."""
+    import itertools
+
+    from saddlescape import _torch_gaps as gaps
+
+    W = randn(9, 4, seed=13).requires_grad_(True)
+    for mode, pad, last, weighted, kind in itertools.product(
+        ["sum", "mean", "max"], [None, 0, 3], [False, True], [False, True], ["1d", "2d", "empty"]
+    ):
+        if (weighted and mode != "sum") or (kind == "2d" and last):
+            continue
+        if kind == "2d":
+            x, offsets = classes(5, 3, k=9, seed=14), None
+        else:
+            x = classes(12, k=9, seed=15)
+            x[2], x[5] = 0, 3
+            offsets = torch.tensor([0, 4, 4, 9]) if kind == "empty" else torch.tensor([0, 3, 7])
+            if last:
+                offsets = torch.cat([offsets, torch.tensor([12])])
+        w = torch.rand(x.shape, generator=_g(16), dtype=DT) if weighted else None
+        kw = dict(offsets=offsets, mode=mode, per_sample_weights=w, include_last_offset=last,
+                  padding_idx=pad)  # fmt: skip
+        weights = torch.arange(1.0, 1 + 4 * (x.shape[0] if kind == "2d" else len(offsets)))
+        want = F.embedding_bag(x, W, **kw)
+        with gaps.exact_second_derivatives():
+            got = F.embedding_bag(x, W, **kw)
+        case = (mode, pad, last, weighted, kind)
+        assert torch.allclose(got, want, rtol=0, atol=1e-12), case
+        scale = weights[: want.numel()].view_as(want).to(DT)
+        (gw,) = torch.autograd.grad((want * scale).sum(), W)
+        (gg,) = torch.autograd.grad((got * scale).sum(), W)
+        assert torch.allclose(gg, gw, rtol=0, atol=1e-12), case
