@@ -34,6 +34,28 @@ def _weight_norm(v: torch.Tensor, g: torch.Tensor, dim: int = 0) -> torch.Tensor
 _DOUBLE_BACKWARD_GAPS = ("is not implemented", "once_differentiable")
 
 
+def once_differentiable_functions(output: torch.Tensor) -> list[str]:
+    """The custom autograd Functions in ``output``'s graph whose backward is marked
+    ``@once_differentiable``: torch leaves their second derivatives out *silently* (the
+    backward's result carries no graph, and no error is raised), so no exact Hessian can
+    pass through them."""
+    found: set[str] = set()
+    seen: set[int] = set()
+    stack = [output.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        cls = getattr(node, "_forward_cls", None)
+        code = getattr(getattr(cls, "backward", None), "__code__", None)
+        if code is not None and code.co_name == "wrapper" and "autograd" in code.co_filename:
+            if hasattr(cls.backward, "__wrapped__"):  # functools.wraps of once_differentiable
+                found.add(cls.__name__)
+        stack.extend(n for n, _ in node.next_functions)
+    return sorted(found)
+
+
 def missing_second_derivative(e: BaseException) -> bool:
     """Whether ``e`` is torch saying it cannot differentiate a backward formula again."""
     return isinstance(e, (NotImplementedError, RuntimeError)) and any(
@@ -158,6 +180,30 @@ def _ctc_loss(
     return nll.sum()
 
 
+def _multi_margin_loss(
+    input: torch.Tensor,
+    target: torch.Tensor,
+    p: int = 1,
+    margin: float = 1.0,
+    weight: torch.Tensor | None = None,
+    reduction: int = 1,
+) -> torch.Tensor:
+    """``torch._C._nn.multi_margin_loss`` (as ``F.multi_margin_loss`` calls it) by its formula,
+    ``Σ_{j≠y} w_y · max(0, margin − x_y + x_j)^p / C``: torch 2.13 has no second derivative
+    of its backward, nor a forward-mode one."""
+    x = input if input.ndim == 2 else input.reshape(1, -1)
+    y = target.reshape(-1, 1).long()
+    gap = (margin - x.gather(1, y) + x).clamp(min=0)
+    term = gap * gap if p == 2 else gap
+    if weight is not None:
+        term = term * weight[y]
+    term = term.scatter(1, y, torch.zeros_like(y, dtype=term.dtype))  # j ≠ y only
+    loss = term.sum(1) / x.shape[1]
+    if reduction == 0:
+        return loss if input.ndim == 2 else loss.reshape(())
+    return loss.mean() if reduction == 1 else loss.sum()
+
+
 _LOCK = threading.Lock()
 _DEPTH = 0
 _SAVED: list[tuple[Any, str, Any]] = []
@@ -167,7 +213,8 @@ def _targets() -> list[tuple[Any, str, Any]]:
     """(owner, attribute, replacement): both weight-norm APIs call ``torch._weight_norm``
     (the legacy hook through its module's own binding); ``F.embedding_bag`` calls
     ``torch.embedding_bag``; ``nn.Hardsigmoid`` calls ``F.hardsigmoid``; ``F.ctc_loss``
-    calls ``torch.ctc_loss``."""
+    calls ``torch.ctc_loss``; ``F.multi_margin_loss`` calls
+    ``torch._C._nn.multi_margin_loss``."""
     legacy = importlib.import_module("torch.nn.utils.weight_norm")  # the module, not the function
     return [
         (torch, "_weight_norm", _weight_norm),
@@ -175,6 +222,7 @@ def _targets() -> list[tuple[Any, str, Any]]:
         (torch, "embedding_bag", _embedding_bag),
         (torch.nn.functional, "hardsigmoid", _hardsigmoid),
         (torch, "ctc_loss", _ctc_loss),
+        (torch._C._nn, "multi_margin_loss", _multi_margin_loss),
     ]
 
 
@@ -183,8 +231,9 @@ def exact_second_derivatives() -> Iterator[None]:
     """Inside saddlescape's evaluations (the curvature operators, and the closures of the
     second-order optimizers), the torch functions whose second derivatives are wrong
     (``_weight_norm`` on the CPU: a Hessian ~50 % off, gradients right) or missing
-    (``embedding_bag``, ``hardsigmoid``, ``ctc_loss``: neither double backward nor forward
-    AD) run as the same functions composed of differentiable ops.
+    (``embedding_bag``, ``hardsigmoid``, ``ctc_loss``, ``multi_margin_loss``: neither
+    double backward nor forward AD) run as the same functions composed of differentiable
+    ops.
 
     The replacement is process-wide while any thread is inside (reference-counted under a
     lock, undone when the last one leaves): another thread calling these functions

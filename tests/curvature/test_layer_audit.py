@@ -624,11 +624,11 @@ def _reference(model: nn.Module, audit: Audit, X, y, names: list[str]) -> torch.
     return (H + H.T) / 2
 
 
-# Audits torch 2.13 can differentiate twice by neither exact method (no derivative of
-# multi_margin_loss_backward, no forward AD of it): every method refuses by name, "auto"
-# after trying both. (EmbeddingBag, Hardsigmoid and CTCLoss had the same gaps; saddlescape
-# evaluates them by differentiable ops, see saddlescape._torch_gaps.)
-NO_DOUBLE_BACKWARD = {"loss-multi-margin-p2"}
+# Audits torch 2.13 could differentiate twice by neither exact method: EmbeddingBag,
+# Hardsigmoid, CTCLoss and MultiMarginLoss have no derivative of their backward and no
+# forward AD; saddlescape evaluates them by differentiable ops (saddlescape._torch_gaps), so
+# none is left here. A gap saddlescape cannot close is tested with a custom Function below.
+NO_DOUBLE_BACKWARD: set[str] = set()
 NEITHER = NO_DOUBLE_BACKWARD
 
 
@@ -730,22 +730,62 @@ def test_second_order_optimizers_differentiate_weight_norm_exactly() -> None:
     assert float((H - ref).abs().max()) <= REL * max(float(ref.abs().max()), 1.0)
 
 
+class _OnceDifferentiable(torch.autograd.Function):
+    """x³ with a backward torch cannot differentiate again (a user's custom kernel)."""
+
+    @staticmethod
+    def forward(ctx, x: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        ctx.save_for_backward(x)
+        return x**3
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g: torch.Tensor) -> torch.Tensor:  # type: ignore[override]
+        (x,) = ctx.saved_tensors
+        return 3 * x * x * g
+
+
+class _Custom(nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.a, self.b = nn.Linear(4, 5), nn.Linear(5, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.b(_OnceDifferentiable.apply(self.a(x)))
+
+
+def test_a_once_differentiable_function_is_refused_by_every_exact_method() -> None:
+    """torch leaves a @once_differentiable backward's second derivative out *without an
+    error* (the Hessian came out 100 % off before this check): every exact method refuses
+    by name at construction; finite differences still work."""
+    torch.manual_seed(0)
+    model, X, y = _Custom().to(DT), randn(6, 4), classes(6, k=3)
+    for method in ("auto", "double_backward", "forward_over_reverse"):
+        with pytest.raises(CurvatureError, match="_OnceDifferentiable whose backward is marked"):
+            HessianOperator.from_model(model, CE, (X, y), method=method)
+    fd = HessianOperator.from_model(model, CE, (X, y), method="finite_difference")
+    H = fd.matmat(torch.eye(fd.shape[0], dtype=DT))
+    ref = _reference(model, Audit("custom", _Custom, lambda: X, lambda: y, CE), X, y,
+                     fd.param_names)  # fmt: skip
+    assert float((H - ref).abs().max()) <= 1e-5 * float(ref.abs().max())
+
+
 def test_second_order_optimizers_name_a_loss_torch_cannot_differentiate_twice() -> None:
-    """MultiMarginLoss: CubicNewton refuses by name and points to the closure that calls
-    backward() itself (central differences of gradients), which then steps."""
+    """CubicNewton refuses by name and points to the closure that calls backward() itself
+    (central differences of gradients), which then steps."""
     from saddlescape.optim import CubicNewton
 
-    audit = next(a for a in AUDITS if a.id == "loss-multi-margin-p2")
-    model, X, y = _built(audit)
+    torch.manual_seed(0)
+    model, X, y = _Custom().to(DT), randn(6, 4), classes(6, k=3)
     before = [p.detach().clone() for p in model.parameters()]
-    opt = CubicNewton(model.parameters(), M=1.0)
-    with pytest.raises(CurvatureError, match=r"call loss.backward\(\) in the closure"):
-        opt.step(lambda: audit.loss(model(X), y))
+    opt = CubicNewton(model.parameters(), M=10.0)
+    with pytest.raises(CurvatureError, match="once_differentiable, whose second derivatives"):
+        opt.step(lambda: CE(model(X), y))
     assert all(torch.equal(a, p) for a, p in zip(before, model.parameters(), strict=True))
 
     def closure() -> torch.Tensor:
         opt.zero_grad()
-        loss = audit.loss(model(X), y)
+        loss = CE(model(X), y)
         loss.backward()
         return loss
 

@@ -37,7 +37,7 @@ from collections.abc import Callable, Sequence
 
 import torch
 
-from .._torch_gaps import missing_second_derivative
+from .._torch_gaps import missing_second_derivative, once_differentiable_functions
 from ..errors import ConfigError, CurvatureError, DivergenceError
 
 METHODS: tuple[str, ...] = ("double_backward", "forward_over_reverse", "finite_difference")
@@ -110,6 +110,7 @@ class HVPEngine:
         self.theta = theta.detach()
         self.method = resolve_method(method)
         self._auto = method == "auto"  # may leave double backward if torch cannot do it
+        self._checked = False  # the graph searched for once-differentiable Functions
         # flat indices torch holds constant (an Embedding's padding row): zero rows and
         # columns of the Hessian whatever the method
         self._constant = (
@@ -148,6 +149,22 @@ class HVPEngine:
         (an embedding's padding row, which torch gives no gradient)."""
         self._constant = indices.to(self.theta.device) if indices.numel() else None
 
+    def _check_twice_differentiable(self, loss: torch.Tensor) -> None:
+        """Refuse, once, a loss whose graph holds a custom Function torch differentiates
+        only once: its second derivative would be left out without an error."""
+        if self._checked or self.method == "finite_difference":
+            return
+        self._checked = True
+        names = once_differentiable_functions(loss) if loss.grad_fn is not None else []
+        if names:
+            raise CurvatureError(
+                f"the loss runs custom autograd Function(s) {', '.join(names)} whose backward "
+                "is marked @once_differentiable: torch leaves their second derivatives out "
+                "without an error, so every exact Hessian-vector product would be wrong; give "
+                "them a differentiable backward, or use method='finite_difference' (gradients "
+                "only)"
+            )
+
     def _ctx(self):
         import contextlib
 
@@ -162,6 +179,7 @@ class HVPEngine:
                 leaf = theta.detach().requires_grad_(True)
                 where = self._where(i)
                 loss = _scalar(fn(leaf), where)
+                self._check_twice_differentiable(loss)
                 if not loss.requires_grad:
                     g = torch.zeros_like(theta)
                 else:
@@ -183,6 +201,7 @@ class HVPEngine:
             with self._ctx(), torch.enable_grad():
                 leaf = self.theta.detach().requires_grad_(True)
                 loss = _scalar(fn(leaf), "loss")
+                self._check_twice_differentiable(loss)
                 if loss.requires_grad:
                     (g,) = torch.autograd.grad(
                         loss, leaf, create_graph=True, allow_unused=True, materialize_grads=True
@@ -362,10 +381,13 @@ class HVPEngine:
                 try:
                     _, hv = torch.func.jvp(torch.func.grad(fn), (self.theta,), (v,))
                 except (RuntimeError, NotImplementedError) as e:
-                    if not any(m in str(e) for m in _FORWARD_AD_GAPS):
+                    came_from_double_backward = self._double_backward_gap is not None
+                    if not came_from_double_backward and not any(
+                        m in str(e) for m in _FORWARD_AD_GAPS
+                    ):
                         raise
                     first = str(e).strip().splitlines()[0]
-                    if self._double_backward_gap is not None:  # 'auto' came from there
+                    if came_from_double_backward:  # 'auto' came from there
                         raise CurvatureError(
                             f"torch {torch.__version__} can differentiate this loss twice "
                             f"neither by double backward ({self._double_backward_gap}) nor "

@@ -12,7 +12,11 @@ from dataclasses import dataclass
 
 import torch
 
-from .._torch_gaps import exact_second_derivatives, missing_second_derivative
+from .._torch_gaps import (
+    exact_second_derivatives,
+    missing_second_derivative,
+    once_differentiable_functions,
+)
 from ..errors import ConfigError, CurvatureError, DivergenceError
 from .base import Closure, SaddleOptimizer
 
@@ -98,6 +102,15 @@ class SecondOrderOptimizer(SaddleOptimizer):
                 if "second time" not in str(exc) and "freed" not in str(exc):
                     raise
         if grads is not None:
+            names = once_differentiable_functions(loss)
+            if names:  # torch would leave their second derivatives out without an error
+                raise CurvatureError(
+                    f"{type(self).__name__} needs Hessian-vector products and the loss runs "
+                    f"custom autograd Function(s) {', '.join(names)} marked "
+                    "@once_differentiable, whose second derivatives torch leaves out without "
+                    "an error; call loss.backward() in the closure to use central differences "
+                    "of gradients instead"
+                )
             used = [(p, g) for p, g in zip(params, grads, strict=True) if g is not None]
             if not used:
                 return torch.zeros(0, dtype=torch.float64), lambda v: v, []
