@@ -928,3 +928,29 @@ def test_composite_embedding_bag_equals_torchs() -> None:
         (gw,) = torch.autograd.grad((want * scale).sum(), W)
         (gg,) = torch.autograd.grad((got * scale).sum(), W)
         assert torch.allclose(gg, gw, rtol=0, atol=1e-12), case
+
+
+def test_composite_multi_margin_loss_and_hardsigmoid_equal_torchs() -> None:
+    """Values and gradients as torch's: p 1 and 2, class weights, every reduction, an
+    unbatched sample; Hardsigmoid across both kinks."""
+    import itertools
+
+    from saddlescape import _torch_gaps as gaps
+
+    for p, weighted, reduction, unbatched in itertools.product(
+        [1, 2], [False, True], ["none", "mean", "sum"], [False, True]
+    ):
+        x = randn(6, 4, seed=17).requires_grad_(True)
+        y = classes(6, k=4, seed=18)
+        xi, yi = (x[0], y[0]) if unbatched else (x, y)
+        w = torch.linspace(0.5, 2.0, 4, dtype=DT) if weighted else None
+        want = F.multi_margin_loss(xi, yi, p=p, margin=1.5, weight=w, reduction=reduction)
+        with gaps.exact_second_derivatives():
+            got = F.multi_margin_loss(xi, yi, p=p, margin=1.5, weight=w, reduction=reduction)
+        case = (p, weighted, reduction, unbatched)
+        assert got.shape == want.shape and torch.allclose(got, want, rtol=0, atol=1e-12), case
+        (gw,) = torch.autograd.grad(want.sum(), x)
+        (gg,) = torch.autograd.grad(got.sum(), x)
+        assert torch.allclose(gg, gw, rtol=0, atol=1e-12), case
+    t = torch.linspace(-5, 5, 1001, dtype=DT)
+    assert torch.allclose(gaps._hardsigmoid(t), F.hardsigmoid(t), rtol=0, atol=1e-15)
