@@ -465,7 +465,7 @@ class _Cosine(nn.Module):
 
 
 class _CTC(nn.Module):
-    """Per-frame log-probabilities for CTC (the loss is applied by :func:`_ctc_loss`)."""
+    """Per-frame log-probabilities ``(T, N, C)`` for CTC (the loss is :class:`_CTCLoss`)."""
 
     def __init__(self) -> None:
         super().__init__()
