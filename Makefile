@@ -33,6 +33,7 @@ bench: bench-install
 bench-scale: bench-install
 	$(BIN)/python benchmarks/scale.py
 	$(BIN)/python benchmarks/scale.py --ranks 2 --models cnn
+	$(BIN)/python benchmarks/floors.py
 
 # The documentation site (mkdocs.yml; docs/README.md). The gallery comes from a real
 # `reproduce --quick` run into $(GALLERY_RUN) (resumable: a second `make docs` only

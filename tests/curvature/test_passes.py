@@ -57,3 +57,37 @@ def test_results_count_their_passes():
     assert d.passes == 5 and d.hvps == 15  # the three probes advance as one block
     dense = lanczos(DenseOperator(torch.eye(3, dtype=torch.float64)), k=1, seed=0)
     assert dense.passes == 0  # an operator that holds no data
+
+
+@pytest.mark.parametrize("method", ["double_backward", "forward_over_reverse"])
+def test_a_product_costs_the_arithmetic_of_three_gradients_and_a_block_shares_its_first_pass(
+    method,
+):
+    """Counted, not timed (``FlopCounterMode``: the dense products of forward, backward and
+    double backward): a product on streamed batches does ≈ 3× a gradient's arithmetic, the
+    floor for a linear layer (benchmarks/floors.py), and ``matmat`` of 4 columns ≈ 3× one,
+    i.e. the first backward is done once per batch for the block, not once per column."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    def flops(fn) -> int:
+        counter = FlopCounterMode(display=False)
+        with counter:
+            fn()
+        return counter.get_total_flops()
+
+    g = torch.Generator().manual_seed(0)
+    X, y = torch.randn(32, 6, generator=g), torch.randint(0, 3, (32,), generator=g)
+    torch.manual_seed(0)
+    model = nn.Sequential(
+        nn.Linear(6, 16), nn.Tanh(), nn.Linear(16, 16), nn.Tanh(), nn.Linear(16, 3)
+    )
+    loss = nn.CrossEntropyLoss()
+    params = list(model.parameters())
+    gradient = flops(lambda: torch.autograd.grad(loss(model(X), y), params))
+    op = HessianOperator.from_model(
+        model, loss, [(X[:16], y[:16]), (X[16:], y[16:])], method=method
+    )
+    V = torch.randn(op.shape[0], 4, generator=g)
+    one, four = flops(lambda: op.matvec(V[:, 0])), flops(lambda: op.matmat(V))
+    assert 2.5 <= one / gradient <= 3.1
+    assert 2.5 <= four / one <= 3.1

@@ -1,0 +1,160 @@
+"""The arithmetic floor under issue 12's product targets: how many floating-point operations
+and how many bytes of saved activations a Hessian-vector product needs, relative to a
+gradient, on the models of ``benchmarks/scale.py`` — counted, not timed.
+
+Counts are exact and machine-independent: ``torch.utils.flop_counter.FlopCounterMode`` sums
+the matrix-multiply and convolution FLOPs of every kernel a computation runs (forward,
+backward and double backward alike; elementwise ops are not counted, so the ratios are those
+of the dense work that dominates a CPU's time), and ``saved_tensors_hooks`` sums the bytes
+of distinct tensors autograd keeps for a later backward (the graph a product or a gradient
+must hold at its peak; parameters and inputs excluded).
+
+Printed per model, each for saddlescape's own ``HessianOperator`` (one batch, ``method``
+"double_backward" and "forward_over_reverse"):
+
+- one product / one gradient — issue 12 asks ≤ 2.0× in wall time;
+- ``matmat`` of 4 columns / one product — issue 12 asks ≤ 2.5×;
+- saved bytes of a product / of a gradient — issue 12 asks peak memory ≤ 1.5×.
+
+Why a product cannot be cheaper, for a linear map ``y = W x`` (a convolution alike): the
+gradient costs 3 matrix products (``Wx``; ``Wᵀ ∂y`` and ``∂y xᵀ``), the product adds their
+directional derivatives along ``(ΔW, Δx)``: ``ΔW x + W Δx`` forward and ``ΔWᵀ ∂y + Wᵀ Δ∂y``,
+``Δ∂y xᵀ + ∂y Δxᵀ`` backward — 6 more, ≈ 3× a gradient (the first layer saves the
+``Δx = 0`` terms). A second column shares the primal 3 and adds 6: 4 columns ≈ (3 + 4·6) /
+9 = 3× one. When time is arithmetic (a CPU, or a GPU kept busy), these ratios bound the wall
+time from below whatever the automatic differentiation does.
+
+Run: ``.venv/bin/python benchmarks/floors.py`` (``--quick``: small models, seconds).
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import argparse
+import datetime
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import torch
+from torch import nn
+from torch.nn.attention import SDPBackend, sdpa_kernel
+from torch.utils.flop_counter import FlopCounterMode
+
+from _tables import table
+from saddlescape.curvature import HessianOperator
+from scale import build
+
+
+def flops(fn: Callable[[], Any]) -> int:
+    """Matrix-multiply and convolution FLOPs of everything ``fn`` runs."""
+    counter = FlopCounterMode(display=False)
+    with counter:
+        fn()
+    return counter.get_total_flops()
+
+
+def saved_bytes(fn: Callable[[], Any], exclude: list[torch.Tensor]) -> int:
+    """Bytes of distinct tensors autograd saves while ``fn`` runs (storage counted once;
+    the tensors in ``exclude`` — parameters, inputs — not at all)."""
+    seen = {t.untyped_storage().data_ptr() for t in exclude}
+    alive: list[Any] = []  # held, so that a freed storage's address is not counted as seen
+    total = 0
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        nonlocal total
+        storage = t.untyped_storage()
+        if storage.data_ptr() not in seen:
+            seen.add(storage.data_ptr())
+            alive.append(storage)
+            total += storage.nbytes()
+        return t
+
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        fn()
+    return total
+
+
+def measure(kind: str, n: int, quick: bool) -> list[list[str]]:
+    model, X, y = build(kind, 1.0, n, quick)
+    loss = nn.CrossEntropyLoss()
+    params = [p for p in model.parameters() if p.requires_grad]
+    halves = [(X[: n // 2], y[: n // 2]), (X[n // 2 :], y[n // 2 :])]
+    exclude = [*params, X, y, *(t for b in halves for t in b)]
+    gen = torch.Generator().manual_seed(0)
+
+    def gradient() -> tuple[torch.Tensor, ...]:
+        return torch.autograd.grad(loss(model(X), y), params)
+
+    grad_flops, grad_bytes = flops(gradient), saved_bytes(gradient, exclude)
+    rows = [
+        [kind, "gradient (plain torch)", float(grad_flops), "1.00", grad_bytes / 2**20, "1.00", ""]
+    ]
+
+    def row(what: str, fl: int, held: int | None, note: str = "") -> None:
+        rows.append(
+            [
+                kind,
+                what,
+                float(fl),
+                f"{fl / grad_flops:.2f}",
+                "—" if held is None else held / 2**20,
+                "—" if held is None else f"{held / grad_bytes:.2f}",
+                note,
+            ]
+        )
+
+    for method in ("double_backward", "forward_over_reverse"):
+        # two batches: every product rebuilds the graph, as on streamed data
+        op = HessianOperator.from_model(model, loss, halves, method=method)
+        v = torch.randn(op.shape[0], generator=gen)
+        V = torch.randn(op.shape[0], 4, generator=gen)
+        one, four = flops(partial(op.matvec, v)), flops(partial(op.matmat, V))
+        row(f"one product, streamed ({method})", one, None, f"matmat of 4: {four / one:.2f}× one")
+    # one batch: the first product builds the first backward's graph (held at the peak; torch.func
+    # refuses saved-tensor hooks, so bytes for double backward only), later ones reuse it
+    built: list[HessianOperator] = []
+    v = torch.randn(len(torch.nn.utils.parameters_to_vector(params)), generator=gen)
+
+    def first_product() -> None:
+        built.append(HessianOperator.from_model(model, loss, (X, y), method="double_backward"))
+        built[0].matvec(v)
+
+    held = saved_bytes(first_product, exclude)
+    op = built[0]
+    rows[1][4:6] = [held / 2**20, f"{held / grad_bytes:.2f}"]
+    row("a later product, graph kept (double_backward)", flops(lambda: op.matvec(v)), None)
+    return rows
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--quick", action="store_true", help="small models and batch")
+    parser.add_argument("--n", type=int, default=256, help="batch size (counts scale with it)")
+    args = parser.parse_args()
+    n = 16 if args.quick else args.n
+    print(f"# floors — {datetime.date.today()} — torch {torch.__version__}")
+    rows: list[list[str]] = []
+    with sdpa_kernel(SDPBackend.MATH):  # the fused CPU attention has no double backward
+        for kind in ("cnn", "transformer"):
+            rows += measure(kind, n, args.quick)
+    table(
+        f"FLOPs and saved bytes relative to a gradient (batch {n})",
+        [
+            "model",
+            "computation",
+            "FLOPs",
+            "× gradient",
+            "saved MiB (1 batch)",
+            "× gradient",
+            "4 columns",
+        ],
+        rows,
+    )
+
+
+if __name__ == "__main__":
+    main()
