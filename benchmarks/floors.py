@@ -24,7 +24,18 @@ directional derivatives along ``(ΔW, Δx)``: ``ΔW x + W Δx`` forward and ``Δ
 9 = 3× one. When time is arithmetic (a CPU, or a GPU kept busy), these ratios bound the wall
 time from below whatever the automatic differentiation does.
 
-Run: ``.venv/bin/python benchmarks/floors.py`` (``--quick``: small models, seconds).
+The λ_min target (≥ 4× eigsh ``which="SA"``) meets a floor of another kind: products.
+``--lmin`` trains the CNN ``--train-steps`` SGD steps (a trained point, |λ_min| ≪ λ_max),
+runs saddlescape's Lanczos far past convergence (``tol`` 1e-9 relative to |λ_min|, the
+reference) and prints, step by step, the Ritz value's true relative error, its residual
+``‖Hy − θy‖/|θ|`` (the rule saddlescape and ARPACK stop on) and the Kato–Temple estimate
+``‖r‖²/(δ̂·|θ|)``; then eigsh SA at tol 1e-3 on the same products. The Ritz value of the
+Krylov space minimizes the Rayleigh quotient over it, so no method whose products start
+from one vector is nearer λ_min after ``j`` products: the first ``j`` with a true error
+≤ 1e-3 ("an oracle's stop") bounds every such method's speed-up over eigsh.
+
+Run: ``.venv/bin/python benchmarks/floors.py`` (``--quick``: small models, seconds;
+``--lmin``: the λ_min section too, about 3 minutes).
 """
 
 from __future__ import annotations
@@ -130,10 +141,81 @@ def measure(kind: str, n: int, quick: bool) -> list[list[str]]:
     return rows
 
 
+def lmin_floor(train_steps: int, quick: bool) -> None:
+    """Products Lanczos needs for λ_min to 1e-3 by each stop rule, and eigsh SA's."""
+    import numpy as np
+    from scipy.sparse.linalg import LinearOperator, eigsh
+
+    from saddlescape.curvature import lanczos
+
+    model, X, y = build("cnn", 1.0, 64 if quick else 1024, quick, steps=train_steps)
+    op = HessianOperator.from_model(model, nn.CrossEntropyLoss(), (X, y))
+    steps: list[tuple[float, float, float]] = []
+
+    def record(theta: torch.Tensor, residuals: torch.Tensor, scale: float) -> bool:
+        i = int(torch.argmin(theta))
+        spread = torch.sort(theta).values
+        gap = float(spread[1] - spread[0]) if len(spread) > 1 else float("nan")
+        steps.append((float(theta[i]), float(residuals[i]), gap))
+        return False
+
+    budget = 40 if quick else 70
+    ref = lanczos(
+        op,
+        which="smallest",
+        tol=1e-9,
+        relative_to="eigenvalue",
+        max_hvps=budget,
+        seed=0,
+        stop=record,
+    )
+    lam = float(ref.eigenvalues[0])
+    rows = []
+    first: dict[str, int] = {}
+    for j, (theta, res, gap) in enumerate(steps, start=1):
+        error, resid, kato = (
+            abs(theta - lam) / abs(lam),
+            res / abs(theta),
+            res * res / gap / abs(theta),
+        )
+        for name, value in (
+            ("true error (an oracle's stop)", error),
+            ("Kato–Temple estimate", kato),
+            ("residual (saddlescape's and ARPACK's rule)", resid),
+        ):
+            if value <= 1e-3:
+                first.setdefault(name, j)
+        rows.append([j, theta, error, resid, kato])
+    table(
+        f"λ_min of the CNN after {train_steps} SGD steps, step by step (reference {lam:.8g} "
+        f"after {ref.hvps} products, error bound {float(ref.error_bounds[0]):.1e})",
+        ["products", "Ritz value", "true rel. error", "residual/|θ|", "Kato–Temple/|θ|"],
+        rows,
+    )
+    counter = [0]
+
+    def matvec(x: np.ndarray) -> np.ndarray:
+        counter[0] += 1
+        return op.to_scipy().matvec(x)
+
+    A = LinearOperator(op.shape, matvec=matvec, dtype=np.float64)
+    v0 = np.random.default_rng(0).standard_normal(op.shape[0])
+    (value,) = eigsh(A, k=1, which="SA", tol=1e-3, v0=v0, return_eigenvectors=False)
+    rows = [[name, j, f"{counter[0] / j:.2f}×"] for name, j in first.items()]
+    rows.append(["eigsh SA, tol 1e-3", counter[0], f"error {abs(value - lam) / abs(lam):.1e}"])
+    table(
+        "products to λ_min within 1e-3 (relative)",
+        ["stop rule", "products", "eigsh's products ÷ these"],
+        rows,
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="small models and batch")
     parser.add_argument("--n", type=int, default=256, help="batch size (counts scale with it)")
+    parser.add_argument("--lmin", action="store_true", help="also the λ_min floor (minutes)")
+    parser.add_argument("--train-steps", type=int, default=300, help="SGD steps before λ_min")
     args = parser.parse_args()
     n = 16 if args.quick else args.n
     print(f"# floors — {datetime.date.today()} — torch {torch.__version__}")
@@ -154,6 +236,8 @@ def main() -> None:
         ],
         rows,
     )
+    if args.lmin:
+        lmin_floor(args.train_steps, args.quick)
 
 
 if __name__ == "__main__":
