@@ -204,6 +204,32 @@ def _multi_margin_loss(
     return loss.mean() if reduction == 1 else loss.sum()
 
 
+_CHECKPOINT = importlib.import_module("torch.utils.checkpoint")
+
+
+class _PlainCheckpoint:
+    """Stands in for ``torch.utils.checkpoint.CheckpointFunction``, the engine of
+    ``checkpoint(..., use_reentrant=True)`` (torch 2.13's default, with a warning): runs the
+    block plainly. The reentrant engine refuses ``autograd.grad`` when the block's input
+    requires grad, and when it does not, the parameters inside get no gradient at all (torch
+    warns "None of the inputs have requires_grad=True") — a Hessian with their rows zero."""
+
+    @staticmethod
+    def apply(function: Any, preserve_rng_state: bool, *args: Any) -> Any:
+        return function(*args)
+
+
+def _run_plainly(*args: Any, **kwargs: Any) -> Iterator[None]:
+    """Stands in for the non-reentrant engine's generator: nothing before or after the block,
+    which ``checkpoint`` then runs plainly. That engine recomputes the block's activations
+    during the backward, reading the module's own parameters then — after saddlescape's
+    evaluation at a point (``functional_call``) has returned: at any point other than the
+    module's (finite differences, ``HessianOperator.at``) the recomputed activations were
+    those of another point and the product silently wrong; under ``torch.func`` its
+    saved-tensor hooks are refused."""
+    yield
+
+
 _LOCK = threading.Lock()
 _DEPTH = 0
 _SAVED: list[tuple[Any, str, Any]] = []
@@ -216,7 +242,7 @@ def _targets() -> list[tuple[Any, str, Any]]:
     calls ``torch.ctc_loss``; ``F.multi_margin_loss`` calls
     ``torch._C._nn.multi_margin_loss``."""
     legacy = importlib.import_module("torch.nn.utils.weight_norm")  # the module, not the function
-    return [
+    targets: list[tuple[Any, str, Any]] = [
         (torch, "_weight_norm", _weight_norm),
         (legacy, "_weight_norm", _weight_norm),
         (torch, "embedding_bag", _embedding_bag),
@@ -224,6 +250,13 @@ def _targets() -> list[tuple[Any, str, Any]]:
         (torch, "ctc_loss", _ctc_loss),
         (torch._C._nn, "multi_margin_loss", _multi_margin_loss),
     ]
+    engines = ("CheckpointFunction", "_checkpoint_without_reentrant_generator")
+    if all(hasattr(_CHECKPOINT, name) for name in engines):  # private names: torch may move them
+        targets += [
+            (_CHECKPOINT, engines[0], _PlainCheckpoint),
+            (_CHECKPOINT, engines[1], _run_plainly),
+        ]
+    return targets
 
 
 @contextlib.contextmanager
@@ -233,7 +266,8 @@ def exact_second_derivatives() -> Iterator[None]:
     (``_weight_norm`` on the CPU: a Hessian ~50 % off, gradients right) or missing
     (``embedding_bag``, ``hardsigmoid``, ``ctc_loss``, ``multi_margin_loss``: neither
     double backward nor forward AD) run as the same functions composed of differentiable
-    ops.
+    ops, and ``torch.utils.checkpoint`` runs its blocks plainly, keeping their activations
+    (neither engine gives exact curvature: see ``_PlainCheckpoint``, ``_run_plainly``).
 
     The replacement is process-wide while any thread is inside (reference-counted under a
     lock, undone when the last one leaves): another thread calling these functions

@@ -54,6 +54,8 @@ _FORWARD_AD_GAPS = (
     "Trying to use forward AD with",
     "Trying to set a forward gradient that has a different size",
     "Cannot access data pointer of Tensor that doesn't have storage",  # packed sequences
+    "don't yet support saved tensor hooks",  # a user's saved_tensors_hooks (e.g. offloading)
+    "must override the setup_context staticmethod",  # an old-style custom autograd.Function
 )
 
 
