@@ -31,7 +31,11 @@ def _weight_norm(v: torch.Tensor, g: torch.Tensor, dim: int = 0) -> torch.Tensor
 # torch errors of a backward formula that has no derivative of its own (torch 2.13:
 # EmbeddingBag's and MultiMarginLoss's backward) or a custom Function marked
 # once-differentiable
-_DOUBLE_BACKWARD_GAPS = ("is not implemented", "once_differentiable")
+_DOUBLE_BACKWARD_GAPS = (
+    "is not implemented",
+    "once_differentiable",
+    "does not currently support double backward",  # a torch.compile(d) model (aot_autograd)
+)
 
 
 def once_differentiable_functions(output: torch.Tensor) -> list[str]:

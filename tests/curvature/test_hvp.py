@@ -98,3 +98,23 @@ def test_finite_difference_error_is_relative_to_the_operator_not_to_a_zero_produ
     assert torch.allclose(op @ e[:, 0], 12 * x[0] ** 2 * e[:, 0], rtol=1e-9, atol=0)
     op @ e[:, 4]
     assert op.error_estimate < 1e-9
+
+
+def test_a_compiled_model_is_exact_by_auto_and_refused_by_name_by_double_backward():
+    """torch.compile's aot_autograd has no double backward (torch 2.13): the explicit method
+    says so by name, "auto" moves to forward-over-reverse and is exact."""
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(4, 6), torch.nn.Tanh(), torch.nn.Linear(6, 3))
+    model = model.double()
+    g = torch.Generator().manual_seed(1)
+    X = torch.randn(10, 4, generator=g, dtype=torch.float64)
+    y = torch.randint(0, 3, (10,), generator=g)
+    loss = torch.nn.CrossEntropyLoss()
+    eye = torch.eye(sum(p.numel() for p in model.parameters()), dtype=torch.float64)
+    expected = HessianOperator.from_model(model, loss, (X, y)).matmat(eye)
+    compiled = torch.compile(model, backend="aot_eager")
+    with pytest.raises(CurvatureError, match="double backward"):
+        HessianOperator.from_model(compiled, loss, (X, y), method="double_backward").matmat(eye)
+    for method in ("auto", "forward_over_reverse"):
+        H = HessianOperator.from_model(compiled, loss, (X, y), method=method).matmat(eye)
+        assert float((H - expected).abs().max()) <= 1e-12
