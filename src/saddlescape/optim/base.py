@@ -40,9 +40,11 @@ Subclasses implement :meth:`step` with the helpers below and :meth:`_validate_gr
 
 from __future__ import annotations
 
+import contextlib
 import numbers
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections import OrderedDict
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from typing import Any, ClassVar, NamedTuple
 
 import torch
@@ -319,15 +321,24 @@ class SaddleOptimizer(Optimizer):
         """Inverse of :meth:`_saddle_state` (``params[i]`` is parameter number i)."""
 
     def _base_state_dict(self) -> dict[str, Any]:
-        return Optimizer.state_dict(self)
+        with _torch_hooks_held(self):
+            return Optimizer.state_dict(self)
 
     def _load_base_state_dict(self, state_dict: dict[str, Any]) -> None:
-        Optimizer.load_state_dict(self, state_dict)
+        with _torch_hooks_held(self):
+            Optimizer.load_state_dict(self, state_dict)
 
     def state_dict(self) -> dict[str, Any]:
         """The usual optimizer state plus this class's own part (key ``"saddlescape"``):
         the RNG state, counters, clocks and x̃, so a loaded optimizer continues the same
-        trajectory bit for bit."""
+        trajectory bit for bit.
+
+        The hooks of :meth:`register_state_dict_pre_hook` and
+        :meth:`register_state_dict_post_hook` run around the *whole* dict, as for a torch
+        optimizer: a post-hook sees (and may change or replace) the ``"saddlescape"`` part
+        too."""
+        for pre_hook in self._optimizer_state_dict_pre_hooks.values():
+            pre_hook(self)
         sd = self._base_state_dict()
         params = self._param_list()
         index = {id(p): i for i, p in enumerate(params)}
@@ -338,9 +349,26 @@ class SaddleOptimizer(Optimizer):
             "grad_evals": self._grad_evals,
             **_clone(self._saddle_state(index)),
         }
+        for post_hook in self._optimizer_state_dict_post_hooks.values():
+            replaced = post_hook(self, sd)
+            sd = sd if replaced is None else replaced
         return sd
 
     def load_state_dict(self, state_dict: dict[str, Any]) -> None:
+        """Inverse of :meth:`state_dict`. The hooks of
+        :meth:`register_load_state_dict_pre_hook` see (and may replace) the whole dict,
+        ``"saddlescape"`` part included, and those of
+        :meth:`register_load_state_dict_post_hook` run once everything is loaded: the
+        clocks, counters and random stream too, not only torch's part."""
+        state_dict = state_dict.copy()
+        for pre_hook in self._optimizer_load_state_dict_pre_hooks.values():
+            replaced = pre_hook(self, state_dict)
+            state_dict = state_dict if replaced is None else replaced
+        self._load_all(state_dict)
+        for post_hook in self._optimizer_load_state_dict_post_hooks.values():
+            post_hook(self)
+
+    def _load_all(self, state_dict: dict[str, Any]) -> None:
         extra = state_dict.get(self._STATE_KEY)
         if extra is not None and "groups" in extra:
             raise ConfigError(
@@ -582,6 +610,32 @@ def _sq_norm(tensors: Sequence[torch.Tensor]) -> torch.Tensor:
     if len(by_dtype) > 1:
         norms = [n.to(wide) for n in norms]
     return torch.stack(norms).square().sum()
+
+
+#: the hook tables torch's ``Optimizer.state_dict``/``load_state_dict`` run by themselves
+_STATE_DICT_HOOKS = (
+    "_optimizer_state_dict_pre_hooks",
+    "_optimizer_state_dict_post_hooks",
+    "_optimizer_load_state_dict_pre_hooks",
+    "_optimizer_load_state_dict_post_hooks",
+)
+
+
+@contextlib.contextmanager
+def _torch_hooks_held(opt: Optimizer) -> Iterator[None]:
+    """Hide the state-dict hooks from torch's ``state_dict``/``load_state_dict`` while they
+    build or load torch's part: :class:`SaddleOptimizer` runs them itself around the whole
+    dict (torch's post-hook would otherwise see no ``"saddlescape"`` part, and a
+    load post-hook would run before the clocks and the random stream are loaded). The
+    tables themselves are put back, so the handles that remove hooks stay valid."""
+    held = {name: getattr(opt, name) for name in _STATE_DICT_HOOKS}
+    for name in held:
+        setattr(opt, name, OrderedDict())
+    try:
+        yield
+    finally:
+        for name, table in held.items():
+            setattr(opt, name, table)
 
 
 def _clone(state: dict[str, Any], device: torch.device | None = None) -> dict[str, Any]:
