@@ -10,6 +10,8 @@ import pytest
 import torch
 from test_contract import CASES, NAMES, run, wb_loss, wbi
 
+from saddlescape import optim
+
 
 @pytest.mark.parametrize("key", NAMES)
 def test_state_dict_hooks_see_the_whole_state(key):
@@ -65,3 +67,33 @@ def test_load_pre_hook_may_replace_the_optimizers_own_part():
     fresh.register_load_state_dict_pre_hook(migrate)
     fresh.load_state_dict(sd)
     assert fresh.iterations == 40
+
+
+def test_model_converted_to_float64_after_pagd_was_built_keeps_float64():
+    """``model.to(torch.float64)`` after the optimizer changes the parameters in place; SGD
+    with momentum then keeps float64 parameters (its stale float32 buffer only rounds the
+    update). PAGD's buffers follow the parameters, so x is not rounded to float32 at every
+    step (it was: 9.6e-9 moved by three steps of length ~3e-10, float32's spacing at 1/3)."""
+    moves = {}
+    for name, make in {
+        "sgd": lambda ps: torch.optim.SGD(ps, lr=1e-10, momentum=0.9),
+        "pagd": lambda ps: optim.PerturbedAGD(ps, lr=1e-10, grad_threshold=0.0, seed=0),
+    }.items():
+        w = torch.nn.Parameter(torch.ones(3))
+        opt = make([w])
+
+        def closure(opt=opt, w=w):
+            opt.zero_grad()
+            loss = w.square().sum()
+            loss.backward()
+            return loss
+
+        opt.step(closure)  # state created in float32
+        w.data = w.data.double()  # what Module.to(torch.float64) does to each parameter
+        with torch.no_grad():
+            w.fill_(1 / 3)
+        for _ in range(3):
+            opt.step(closure)
+        moves[name] = float((w.detach() - 1 / 3).abs().max())
+    assert moves["sgd"] < 1e-9
+    assert moves["pagd"] == pytest.approx(moves["sgd"], rel=1e-6)

@@ -226,11 +226,19 @@ class PerturbedAGD(SaddleOptimizer):
         return self._nce.clone() if self.batched else int(self._nce.sum())
 
     def _buffers(self, p: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """The velocity u (gradient units, real view) and the saved x_t of parameter p."""
+        """The velocity u (gradient units, real view) and the saved x_t of parameter p.
+
+        They follow p's dtype and device: after ``model.to(torch.float64)`` (which changes
+        the parameters in place, behind the optimizer's back) a float32 buffer for x_t would
+        round x to float32 at every step."""
         state = self.state[p]
         if "velocity" not in state:
             state["velocity"] = torch.zeros_like(p, memory_format=torch.preserve_format)
             state["x"] = torch.zeros_like(p, memory_format=torch.preserve_format)
+        for key in ("velocity", "x"):
+            buf = state[key]
+            if buf.dtype != p.dtype or buf.device != p.device:
+                state[key] = buf.to(dtype=p.dtype, device=p.device)
         return real_view(state["velocity"]), real_view(state["x"])
 
     @eager_step
