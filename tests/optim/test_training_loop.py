@@ -97,3 +97,45 @@ def test_model_converted_to_float64_after_pagd_was_built_keeps_float64():
         moves[name] = float((w.detach() - 1 / 3).abs().max())
     assert moves["sgd"] < 1e-9
     assert moves["pagd"] == pytest.approx(moves["sgd"], rel=1e-6)
+
+
+@pytest.mark.parametrize("key", NAMES)
+def test_steps_never_touch_the_global_random_stream(key):
+    """A training loop's shuffling and dropout draw from torch's global generator; the
+    steps draw only from the optimizer's own, also while perturbing (every step perturbs
+    below, where the method has a threshold)."""
+    case = CASES[key]
+    w, b, x = wbi()
+    always = {"grad_threshold": 1e6, "interval": 0} if "grad_threshold" in case.hyper else {}
+    torch.manual_seed(0)
+    opt = case.build([w, b], **always)  # seed given: construction takes nothing either
+    own = opt.generator.get_state().clone()
+    before = torch.get_rng_state()
+    run(case, opt, wb_loss(w, b, x), 5)
+    assert torch.equal(torch.get_rng_state(), before)
+    assert key == "gd" or not torch.equal(opt.generator.get_state(), own)  # it did draw
+
+
+def test_gd_without_seed_leaves_the_global_stream_as_sgd_does():
+    """GD draws no random numbers: swapping it for SGD must not change the user's data
+    order (it took one global draw for an unused seed)."""
+    states = []
+    for make in (lambda ps: torch.optim.SGD(ps, lr=0.1), lambda ps: optim.GD(ps, lr=0.1)):
+        torch.manual_seed(0)
+        make([torch.zeros(2, requires_grad=True)])
+        states.append(torch.get_rng_state())
+    assert torch.equal(*states)
+
+
+def test_an_unseeded_noisy_optimizer_takes_exactly_one_global_draw():
+    """What the docstring promises: one draw at construction (so torch.manual_seed makes
+    runs repeatable), none in the steps."""
+    torch.manual_seed(0)
+    torch.randint(0, 2**62, (1,))
+    expected = torch.get_rng_state()
+    torch.manual_seed(0)
+    x = torch.zeros(3, requires_grad=True)
+    opt = optim.NoisyGD([x], lr=0.1)
+    x.grad = torch.zeros(3)
+    opt.step()
+    assert torch.equal(torch.get_rng_state(), expected)

@@ -166,11 +166,20 @@ class SaddleOptimizer(Optimizer):
             (all parameters must share it); the closure returns per-run losses ``(B,)``.
         seed: seed of the optimizer's own :class:`torch.Generator` (default: drawn from
             torch's global generator, so ``torch.manual_seed`` makes runs repeatable).
+            That one draw, at construction, is the only use of the global generator:
+            steps draw from the optimizer's own. It does shift whatever the program draws
+            next (data shuffling, dropout, initialization) compared with a torch optimizer,
+            which draws nothing; pass ``seed`` or ``generator`` to leave the global stream
+            untouched. An optimizer that never draws random numbers (:attr:`draws_noise`
+            false: ``GD``) does not take it.
         generator: use this generator instead (exclusive with ``seed``).
     """
 
     #: whether :meth:`step` needs a closure (it re-evaluates f, like LBFGS)
     requires_closure: ClassVar[bool] = False
+    #: whether :meth:`step` ever draws from :attr:`generator`; one that does not leaves
+    #: torch's global generator alone when no ``seed`` is given (seed 0)
+    draws_noise: ClassVar[bool] = True
     #: group hyperparameters that are tests on the whole vector: equal in every group
     shared_hyperparameters: ClassVar[tuple[str, ...]] = ()
     #: the key of this class's own part of :meth:`state_dict`
@@ -198,8 +207,8 @@ class SaddleOptimizer(Optimizer):
         if generator is not None and seed is not None:
             raise ConfigError("give either seed or generator, not both")
         if generator is None:
-            if seed is None:
-                seed = int(torch.randint(0, 2**62, (1,)).item())
+            if seed is None:  # not drawn when unused: the user's global stream stays as it is
+                seed = int(torch.randint(0, 2**62, (1,)).item()) if self.draws_noise else 0
             seed = check_int("seed", seed)
             generator = torch.Generator(device=device)
             generator.manual_seed(seed)

@@ -39,6 +39,10 @@ class GD(SaddleOptimizer):
     (3, 3)
     """
 
+    #: GD draws no random numbers, so building it takes nothing from torch's global
+    #: generator (swapping it for ``torch.optim.SGD`` changes no data order)
+    draws_noise = False
+
     def __init__(
         self,
         params: ParamsT,
