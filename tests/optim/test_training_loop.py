@@ -11,6 +11,7 @@ import torch
 from test_contract import CASES, NAMES, run, wb_loss, wbi
 
 from saddlescape import optim
+from saddlescape.errors import ConfigError
 
 
 @pytest.mark.parametrize("key", NAMES)
@@ -139,3 +140,62 @@ def test_an_unseeded_noisy_optimizer_takes_exactly_one_global_draw():
     x.grad = torch.zeros(3)
     opt.step()
     assert torch.equal(torch.get_rng_state(), expected)
+
+
+#: the cases whose step needs a closure
+NEED_CLOSURE = [k for k in NAMES if k.startswith(("pgd", "pagd", "cubic", "sfn"))]
+
+
+@pytest.mark.parametrize("key", NEED_CLOSURE)
+@pytest.mark.parametrize("with_closure", [False, True])
+def test_closure_optimizers_refuse_grad_scaler_by_name(key, with_closure):
+    """GradScaler.step(opt, closure) (closure positional: torch refuses only the keyword)
+    unscaled the gradients in .grad and then let the closure recompute scaled ones: a
+    PerturbedGD step was 65536× too long. The optimizers that need a closure now refuse
+    the scaler by name, and are usable without it afterwards."""
+    case = CASES[key]
+    w, b, x = wbi()
+    opt = case.build([w, b])
+    scaler = torch.amp.GradScaler("cpu")
+    f = wb_loss(w, b, x)
+
+    def closure():
+        opt.zero_grad()
+        loss = f()
+        scaler.scale(loss).backward()
+        return loss
+
+    closure()
+    before = [w.detach().clone(), b.detach().clone()]
+    args = (closure,) if with_closure else ()
+    with pytest.raises(ConfigError, match=r"cannot run under torch\.amp\.GradScaler"):
+        scaler.step(opt, *args)
+    assert torch.equal(w, before[0]) and torch.equal(b, before[1])
+    assert not hasattr(opt, "found_inf") and not hasattr(opt, "grad_scale")
+    run(case, opt, f, 1)  # no scaler: an ordinary step
+    assert opt.iterations == 1
+
+
+@pytest.mark.parametrize("key", ["gd", "noisy-sphere", "perturbed-sgd-momentum"])
+def test_grad_scaler_with_gradient_optimizers_equals_unscaled_steps(key):
+    """GD, NoisyGD and the wrapper step from .grad, as SGD: scaler.step(opt) unscales first
+    (by a power of two: exactly) and skips the step whose gradient overflowed."""
+    case = CASES[key]
+    results = []
+    for scaled in (False, True):
+        w, b, x = wbi()
+        opt = case.build([w, b])
+        scaler = torch.amp.GradScaler("cpu", init_scale=2.0**10, enabled=scaled)
+        for i in range(4):
+            opt.zero_grad()
+            scaler.scale(wb_loss(w, b, x)()).backward()
+            if i == 2:  # an overflow: the scaler skips this step; unscaled, skip it by hand
+                if not scaled:
+                    continue
+                w.grad[0, 0] = float("inf")
+            scaler.step(opt)
+            scaler.update()
+        results.append((w.detach().clone(), b.detach().clone(), opt.iterations))
+    (w0, b0, n0), (w1, b1, n1) = results
+    assert n0 == n1 == 3
+    assert torch.equal(w0, w1) and torch.equal(b0, b1)

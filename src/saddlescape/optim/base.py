@@ -542,7 +542,27 @@ class SaddleOptimizer(Optimizer):
             x.index_add_(0, idx, e.to(x.dtype))
 
     # ------------------------------------------------------------------ closures
+    @property
+    def _step_supports_amp_scaling(self) -> bool:
+        """Read by ``torch.amp.GradScaler.step``: true for the optimizers that need a
+        closure, so that the scaler hands them the step (setting ``found_inf`` and
+        ``grad_scale`` on them) and :meth:`_need_closure` can refuse it by name. Otherwise
+        the scaler would unscale only the gradients already in ``.grad`` and call
+        ``step(closure)``, whose re-evaluated gradients are still multiplied by the scale
+        (measured: a PerturbedGD step 65536× too long), or fail for want of a closure."""
+        return self.requires_closure
+
     def _need_closure(self, closure: Closure | None) -> Closure:
+        if "found_inf" in self.__dict__:  # set by GradScaler.step just before calling step()
+            self.__dict__.pop("found_inf")
+            self.__dict__.pop("grad_scale", None)
+            raise ConfigError(
+                f"{type(self).__name__}.step() cannot run under torch.amp.GradScaler: it "
+                "re-evaluates the loss and gradient through its closure, and the scaler "
+                "neither passes a closure nor unscales the gradients a closure computes. "
+                "Call opt.step(closure) without a scaler (bfloat16 autocast needs none), or "
+                "use GD, NoisyGD or Perturbed(torch.optim.SGD(...)), which step from .grad"
+            )
         if closure is None:
             raise ConfigError(
                 f"{type(self).__name__}.step() needs a closure that zeroes the gradients, "
