@@ -199,3 +199,68 @@ def test_grad_scaler_with_gradient_optimizers_equals_unscaled_steps(key):
     (w0, b0, n0), (w1, b1, n1) = results
     assert n0 == n1 == 3
     assert torch.equal(w0, w1) and torch.equal(b0, b1)
+
+
+SCHEDULERS = {
+    "step": lambda o: torch.optim.lr_scheduler.StepLR(o, 3, 0.5),
+    "cosine": lambda o: torch.optim.lr_scheduler.CosineAnnealingLR(o, 10),
+    "onecycle": lambda o: torch.optim.lr_scheduler.OneCycleLR(
+        o, 0.2, total_steps=12, cycle_momentum=False
+    ),
+    "plateau": lambda o: torch.optim.lr_scheduler.ReduceLROnPlateau(o, patience=0),
+    "sequential": lambda o: torch.optim.lr_scheduler.SequentialLR(
+        o,
+        [
+            torch.optim.lr_scheduler.LinearLR(o, 0.1, 1.0, 4),
+            torch.optim.lr_scheduler.LambdaLR(o, lambda e: 0.9**e),
+        ],
+        [4],
+    ),
+}
+
+
+@pytest.mark.parametrize("sched", list(SCHEDULERS))
+@pytest.mark.parametrize("key", ["gd", "pgd-jin2017", "pgd-jin2021", "noisy-sphere", "pagd"])
+def test_scheduled_lr_takes_effect_at_the_next_step_as_for_sgd(key, sched):
+    """With its noise off, each method is SGD (PAGD with θ = 1: no momentum): under any
+    scheduler the two agree bit for bit, so a changed group["lr"] is used at the next step."""
+    quiet = {**CASES[key].quiet, **({"theta": 1.0, "gamma": 0.0} if key == "pagd" else {})}
+    results = []
+    for make in (lambda ps: torch.optim.SGD(ps, lr=0.02), lambda ps: CASES[key].build(ps, **quiet)):
+        w, b, x = wbi()
+        opt = make([w, b])
+        scheduler = SCHEDULERS[sched](opt)
+        for _ in range(12):
+            run(CASES[key], opt, wb_loss(w, b, x), 1)
+            scheduler.step(1.0) if sched == "plateau" else scheduler.step()
+        results.append(torch.cat([w.detach().reshape(-1), b.detach()]))
+    assert torch.equal(*results)
+
+
+@pytest.mark.parametrize(("variant", "scales"), [("jin2017", False), ("jin2021", True)])
+def test_perturbation_radius_and_the_scheduled_lr(variant, scales):
+    """A scheduler changes η only: jin2017's ball B(r) stays as built, jin2021's
+    perturbation η·ξ shrinks with the scheduled η (measured at a zero gradient)."""
+    x = torch.zeros(50, dtype=torch.float64, requires_grad=True)
+    opt = optim.PerturbedGD(
+        [x], lr=0.1, radius=1.0, grad_threshold=1.0, interval=0, variant=variant, seed=0
+    )
+    scheduler = torch.optim.lr_scheduler.StepLR(opt, 1, gamma=0.01)
+
+    def closure():
+        opt.zero_grad()
+        loss = 0 * x.sum()
+        loss.backward()
+        return loss
+
+    lengths = []
+    for _ in range(2):
+        before = x.detach().clone()
+        opt.step(closure)
+        scheduler.step()
+        lengths.append(float((x.detach() - before).norm()))
+    # in 50 dimensions a uniform point of B(r) has a norm above 0.9·r with probability 0.995
+    if scales:
+        assert 0.09 < lengths[0] <= 0.1 and 0.0009 < lengths[1] <= 0.001
+    else:
+        assert 0.9 < lengths[0] <= 1.0 and 0.9 < lengths[1] <= 1.0

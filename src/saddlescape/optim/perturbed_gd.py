@@ -80,7 +80,10 @@ class PerturbedGD(SaddleOptimizer):
 
     Args:
         params: parameters or groups.
-        lr: step size η (read from the group at every step, so LR schedulers work).
+        lr: step size η (read from the group at every step, so LR schedulers work). A
+            scheduler changes η only: ``radius`` and the thresholds stay as built (also
+            those :meth:`from_theory` derived from its η), except that jin2021's
+            perturbation η·ξ follows the current η.
         radius: r, radius of the perturbation ball.
         grad_threshold: g_thres: perturb when ‖∇f‖ ≤ g_thres...
         interval: t_thres: ...and no perturbation happened in the last t_thres steps.
