@@ -264,3 +264,25 @@ def test_perturbation_radius_and_the_scheduled_lr(variant, scales):
         assert 0.09 < lengths[0] <= 0.1 and 0.0009 < lengths[1] <= 0.001
     else:
         assert 0.9 < lengths[0] <= 1.0 and 0.9 < lengths[1] <= 1.0
+
+
+@pytest.mark.parametrize("with_closure", [False, True])
+def test_wrapper_with_a_stop_test_refuses_grad_scaler_by_name(with_closure):
+    """Perturbed(..., f_threshold=...) needs step(closure); through a scaler that closure's
+    gradients stayed scaled (a step of 5913.75 instead of 0.0902)."""
+    w, b, x = wbi()
+    opt = optim.Perturbed(torch.optim.SGD([w, b], lr=0.01), f_threshold=1e-4, seed=0)
+    scaler = torch.amp.GradScaler("cpu")
+    f = wb_loss(w, b, x)
+
+    def closure():
+        opt.zero_grad()
+        loss = f()
+        scaler.scale(loss).backward()
+        return loss
+
+    closure()
+    before = w.detach().clone()
+    with pytest.raises(ConfigError, match=r"f_threshold: .*torch\.amp\.GradScaler"):
+        scaler.step(opt, *((closure,) if with_closure else ()))
+    assert torch.equal(w, before) and not hasattr(opt, "found_inf")

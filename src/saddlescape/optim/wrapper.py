@@ -236,11 +236,27 @@ class Perturbed(Optimizer):
             raise ConfigError("the closure must return the scalar loss as a tensor")
         return loss.detach().reshape(1)
 
+    @property
+    def _step_supports_amp_scaling(self) -> bool:
+        """Read by ``torch.amp.GradScaler.step``: with a stop test the step needs a closure,
+        whose gradients a scaler cannot unscale, so the scaler hands the step over (setting
+        ``found_inf``) and :meth:`step` refuses it by name; without one the scaler unscales
+        ``.grad`` and steps as for the inner optimizer."""
+        return self.f_threshold is not None
+
     @eager_step
     @torch.no_grad()
     def step(self, closure: Closure | None = None) -> torch.Tensor | None:  # type: ignore[override]
         """Perturb if due (and re-evaluate), then one step of the inner optimizer; returns
         the loss at x_t before any perturbation (with a closure)."""
+        if "found_inf" in self.__dict__:  # set by GradScaler.step just before calling step()
+            self.__dict__.pop("found_inf")
+            self.__dict__.pop("grad_scale", None)
+            raise ConfigError(
+                "f_threshold: Perturbed's stop test needs step(closure), and under "
+                "torch.amp.GradScaler the closure's gradients stay multiplied by the scale; "
+                "use f_threshold=None with a scaler, or call opt.step(closure) without one"
+            )
         if self.f_threshold is not None and closure is None:
             raise ConfigError(
                 "f_threshold: the stop test needs the loss; call step(closure) with a "
