@@ -65,6 +65,7 @@ from torch.nn import functional as F
 
 from .._torch_gaps import exact_second_derivatives
 from ..errors import ConfigError, CurvatureError
+from .hvp import is_point_leaf, point_leaf
 
 __all__ = ["MODES", "REDUCTIONS", "EmpiricalRisk"]
 
@@ -817,12 +818,20 @@ class EmpiricalRisk:
         return total.reshape(theta.shape[:-1])
 
     def check_deterministic(self) -> None:
-        """Evaluate the first batch's loss twice and refuse a loss that differs."""
+        """Evaluate the first batch's loss twice and refuse a loss that differs, or whose
+        second evaluation reads the parameters other than through the snapshot
+        (:meth:`_check_reads_point`)."""
         fn = self._first if self.streamed else self.terms[0][1]
         if fn is None:
             return
-        with self.context(), torch.no_grad():
-            a, b = (float(torch.as_tensor(fn(self.theta)).sum()) for _ in range(2))
+        with self.context():
+            with torch.no_grad():
+                a = float(torch.as_tensor(fn(self.theta)).sum())
+            leaf = point_leaf(self.theta)
+            with torch.enable_grad():
+                second = torch.as_tensor(fn(leaf))
+            self._check_reads_point(second, leaf)
+            b = float(second.detach().sum())
         if not (math.isfinite(a) and math.isfinite(b)):
             return  # a non-finite loss is reported as such by the first evaluation
         if not (a == b or abs(a - b) <= 1e-6 * max(abs(a), abs(b))):
@@ -831,6 +840,55 @@ class EmpiricalRisk:
                 f"in mode={self.mode!r} (random layers, data augmentation?); the Hessian of a "
                 "random loss is undefined"
             )
+
+    def _check_reads_point(self, loss: torch.Tensor, leaf: torch.Tensor) -> None:
+        """Refuse a loss that reaches, besides ``leaf`` (the point it was evaluated at), one
+        of the model's own parameters or a leaf of an earlier evaluation. saddlescape puts
+        its point into the model by replacing the module's attributes
+        (``torch.func.functional_call``): a hook or closure holding a Parameter itself
+        reads the model's own values instead, and a derived weight cached on the module
+        (or by ``parametrize.cached()``) holds those of the point where it was computed.
+        Either way no derivative reaches the point through that path — a gradient and a
+        Hessian silently missing terms, and wrong values at any other point."""
+        own = {id(p): n for n, p in self._module.named_parameters()} if self._module else {}
+        for var in _graph_leaves(loss):
+            if var is leaf:
+                continue
+            if id(var) in own:
+                raise CurvatureError(
+                    f"the loss reads parameter {own[id(var)]!r} through a reference to the "
+                    "Parameter itself (a hook or closure holding it, or a plain attribute "
+                    "keeping it), which saddlescape cannot replace by its point: no "
+                    "derivative would reach the point through that path and every gradient "
+                    "and Hessian would be wrong; read it as an attribute of its module "
+                    "(module.weight) inside forward or the hook"
+                )
+            if is_point_leaf(var):
+                raise CurvatureError(
+                    "the loss reads a tensor computed from the parameters in an earlier "
+                    "evaluation (a derived weight cached on a module, e.g. a transpose kept "
+                    "in an attribute): it holds the values of that point and no derivative "
+                    "flows through it, so every gradient and Hessian would be wrong; compute "
+                    "it inside forward, or clear the cache before each call"
+                )
+
+
+def _graph_leaves(output: torch.Tensor) -> list[torch.Tensor]:
+    """The leaf tensors requiring grad that ``output`` was computed from (the variables of
+    the ``AccumulateGrad`` nodes of its graph)."""
+    found: dict[int, torch.Tensor] = {}
+    seen: set[int] = set()
+    stack = [output.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        var = getattr(node, "variable", None)
+        if isinstance(var, torch.Tensor):
+            found[id(var)] = var
+        stack.extend(n for n, _ in node.next_functions)
+    return list(found.values())
 
 
 def _arguments(module: nn.Module, inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:

@@ -1,0 +1,107 @@
+"""Models that read their parameters other than as module attributes inside ``forward``.
+
+saddlescape evaluates a model at its own copy of the parameters by replacing the module's
+attributes (``torch.func.functional_call``). Measured before the check: a forward hook that
+held a Parameter itself (``functools.partial(hook, w=layer.weight)``) read the model's own
+values, so that path got no derivative — gradient 0.11 and Hessian 0.30 off by every method;
+a weight transpose cached in a module attribute held the values of the first evaluation — a
+Hessian 0.074 off by forward-over-reverse, 0.069 off at another point by double backward, and
+a ZeroDivisionError from finite differences. Both are now refused by name at construction;
+hooks that read ``module.weight`` stay exact."""
+
+from __future__ import annotations
+
+import functools
+
+import pytest
+import torch
+from torch import nn
+
+from saddlescape.curvature import HessianOperator
+from saddlescape.errors import CurvatureError
+
+DT = torch.float64
+METHODS = ["double_backward", "forward_over_reverse", "finite_difference", "auto"]
+
+
+def _data() -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(0)
+    return torch.randn(8, 3, generator=g, dtype=DT), torch.randint(0, 2, (8,), generator=g)
+
+
+class HookedNet(nn.Module):
+    """Two layers; the hook on ``l2`` reads ``l1``'s weight by ``reference`` (the Parameter
+    object bound into the hook) or as ``l1.weight`` at call time."""
+
+    def __init__(self, reference: bool) -> None:
+        super().__init__()
+        self.l1, self.l2 = nn.Linear(3, 4), nn.Linear(4, 2)
+        if reference:
+            hook = functools.partial(self._scale, weight=self.l1.weight)
+        else:
+            hook = lambda m, a, out: self._scale(m, a, out, self.l1.weight)  # noqa: E731
+        self.l2.register_forward_hook(hook)
+
+    @staticmethod
+    def _scale(module, args, out, weight):
+        return out * torch.tanh(weight).sum()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.l2(torch.tanh(self.l1(x)))
+
+
+class CachedTranspose(nn.Module):
+    """A layer that keeps ``weight.t()`` in an attribute after its first call."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.weight = nn.Parameter(torch.randn(3, 2))
+        self._transposed: torch.Tensor | None = None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self._transposed is None:
+            self._transposed = self.weight.t()
+        return x @ self._transposed.t()
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_hook_holding_a_parameter_is_refused_by_name(method):
+    torch.manual_seed(0)
+    with pytest.raises(CurvatureError, match=r"reads parameter 'l1\.weight' through a reference"):
+        HessianOperator.from_model(
+            HookedNet(True).to(DT), nn.CrossEntropyLoss(), _data(), method=method
+        )
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_weight_cached_on_the_module_is_refused_by_name(method):
+    torch.manual_seed(0)
+    with pytest.raises(CurvatureError, match="computed from the parameters in an earlier"):
+        HessianOperator.from_model(
+            CachedTranspose().to(DT), nn.CrossEntropyLoss(), _data(), method=method
+        )
+
+
+@pytest.mark.parametrize("method", ["double_backward", "forward_over_reverse"])
+def test_a_hook_reading_the_module_attribute_is_exact_everywhere(method):
+    torch.manual_seed(0)
+    net = HookedNet(False).to(DT)
+    X, y = _data()
+    op = HessianOperator.from_model(net, nn.CrossEntropyLoss(), (X, y), method=method)
+    shapes = [p.shape for p in net.parameters()]
+
+    def f(theta):
+        w1, b1, w2, b2 = (
+            t.view(s)
+            for t, s in zip(torch.split(theta, [s.numel() for s in shapes]), shapes, strict=True)
+        )
+        out = (torch.tanh(X @ w1.T + b1) @ w2.T + b2) * torch.tanh(w1).sum()
+        return nn.functional.cross_entropy(out, y)
+
+    point = op.point + 0.3 * torch.randn(
+        op.shape[0], dtype=DT, generator=torch.Generator().manual_seed(1)
+    )
+    eye = torch.eye(op.shape[0], dtype=DT)
+    for at in (op.point, point):
+        expected = torch.autograd.functional.hessian(f, at.clone())
+        assert torch.allclose(op.at(at).matmat(eye), expected, atol=1e-12, rtol=0)
