@@ -315,8 +315,9 @@ def _stochastic_in_train_mode(model: nn.Module) -> list[str]:
 @contextlib.contextmanager
 def _evaluation(modules: Sequence[nn.Module], mode: str, rnn_on_cuda: bool) -> Iterator[None]:
     """Every module in ``mode``; norm layers never touch their running statistics in train
-    mode (``track_running_stats`` off: batch statistics, no update); attention on the math
-    kernel; each module's own flags restored afterwards."""
+    mode (``track_running_stats`` off: batch statistics, no update), nor spectral norms
+    their power-iteration estimates; attention on the math kernel; each module's own flags
+    restored afterwards."""
     saved = [(m, m.training) for m in modules]
     norms = [m for m in modules if isinstance(m, nn.modules.batchnorm._NormBase)]
     tracked = [(m, m.track_running_stats) for m in norms]
@@ -333,12 +334,18 @@ def _evaluation(modules: Sequence[nn.Module], mode: str, rnn_on_cuda: bool) -> I
         and m.running_mean is not None
         and "forward" not in vars(m)
     ]
+    # spectral norm's power iteration updates its u, v estimates in place in train mode:
+    # the snapshot's buffers would drift with every evaluation (successive products at one
+    # point 0.035 apart); held at the snapshot's estimates, sigma = uᵀWv as in eval mode
+    powers = _spectral_norms(modules)
     try:
         for m in modules:
             m.training = mode == "train"
         if mode == "train":
             for m in norms:
                 m.track_running_stats = False
+        for owner, _ in powers:
+            owner.n_power_iterations = 0
         for m in folded:
             m.forward = types.MethodType(_affine_batch_norm, m)
         with contextlib.ExitStack() as stack:
@@ -354,6 +361,25 @@ def _evaluation(modules: Sequence[nn.Module], mode: str, rnn_on_cuda: bool) -> I
             m.track_running_stats = flag
         for m in folded:
             vars(m).pop("forward", None)
+        for owner, steps in powers:
+            owner.n_power_iterations = steps
+
+
+def _spectral_norms(modules: Sequence[nn.Module]) -> list[tuple[Any, int]]:
+    """``(owner, n_power_iterations)`` of every spectral norm on ``modules``: the
+    parametrization of ``nn.utils.parametrizations.spectral_norm`` (a module) and the
+    forward pre-hook of the older ``nn.utils.spectral_norm``."""
+    from torch.nn.utils.parametrizations import _SpectralNorm
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    found: list[tuple[Any, int]] = []
+    for m in modules:
+        if isinstance(m, _SpectralNorm):
+            found.append((m, m.n_power_iterations))
+        for hook in m._forward_pre_hooks.values():
+            if isinstance(hook, SpectralNorm):
+                found.append((hook, hook.n_power_iterations))
+    return found
 
 
 _PLAIN_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
