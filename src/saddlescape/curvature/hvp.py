@@ -447,7 +447,10 @@ class HVPEngine:
         # rounding: of the gradients (divided by the step) and of the point θ ± t·u itself
         gmax = max(float(torch.linalg.vector_norm(g)) for g in grads)
         rounding = 2.0 * eps * (gmax + float(torch.linalg.vector_norm(theta)) * size) / (h / 2)
-        relative = max(error, rounding) / max(size, rounding)
+        # all four gradients exactly zero (a region where the loss does not move, e.g.
+        # every ReLU dead): the product is exactly zero, and so is its error
+        floor = max(size, rounding)
+        relative = max(error, rounding) / floor if floor > 0 else 0.0
         self._fd_worst = max(self._fd_worst, max(error, rounding))
         self._fd_scale = max(self._fd_scale, size)
         if self._fd_scale > 0:
