@@ -136,3 +136,18 @@ def test_parametrize_cached_around_the_call_is_exact(method):
     tol = 1e-8 if method == "finite_difference" else 1e-12
     for g, e in zip(got, expected, strict=True):
         assert torch.allclose(g, e, atol=tol, rtol=0)
+
+
+@pytest.mark.parametrize(
+    "wrap, message",
+    [
+        (nn.DataParallel, "wrapped in nn.DataParallel.*pass model.module"),
+        (torch.jit.script, "TorchScript module.*pass the eager module"),
+    ],
+)
+def test_wrappers_functional_call_cannot_enter_are_refused_by_name(wrap, message):
+    """torch raised a bare RuntimeError ("The stateless API can't be used with ...")."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).to(DT)
+    with pytest.raises(CurvatureError, match=message):
+        HessianOperator.from_model(wrap(net), nn.CrossEntropyLoss(), _data())

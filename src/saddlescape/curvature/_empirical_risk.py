@@ -473,6 +473,7 @@ class EmpiricalRisk:
             )
         if self._module is None and batch_loss is not None:
             raise ConfigError("batch_loss(model, batch) needs a torch.nn.Module model")
+        _check_substitutable(self._module)
         self.names, tensors = self._select(model, params)
         dtypes = {t.dtype for t in tensors}
         if len(dtypes) > 1:
@@ -915,6 +916,25 @@ def _graph_leaves(output: torch.Tensor) -> list[torch.Tensor]:
             found[id(var)] = var
         stack.extend(n for n, _ in node.next_functions)
     return list(found.values())
+
+
+def _check_substitutable(module: nn.Module | None) -> None:
+    """Refuse by name the wrappers whose parameters ``torch.func.functional_call`` cannot
+    replace (torch raises a bare RuntimeError for them): ``nn.DataParallel`` (its replicas
+    copy the wrapped module's own parameters) and TorchScript modules."""
+    if isinstance(module, nn.DataParallel):
+        raise CurvatureError(
+            "the model is wrapped in nn.DataParallel, whose replicas copy the wrapped module's "
+            "own parameters, so saddlescape cannot evaluate it at its snapshot or any other "
+            "point; pass model.module (the same loss on one device; for several processes "
+            "use distributed=True)"
+        )
+    if isinstance(module, (torch.jit.ScriptModule, torch.jit.RecursiveScriptModule)):
+        raise CurvatureError(
+            "the model is a TorchScript module (torch.jit.script/trace), which cannot be "
+            "evaluated with parameters other than its own; pass the eager module it was made "
+            "from"
+        )
 
 
 def _arguments(module: nn.Module, inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
