@@ -151,3 +151,19 @@ def test_wrappers_functional_call_cannot_enter_are_refused_by_name(wrap, message
     net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).to(DT)
     with pytest.raises(CurvatureError, match=message):
         HessianOperator.from_model(wrap(net), nn.CrossEntropyLoss(), _data())
+
+
+def test_a_complex_parameter_is_refused_by_name():
+    """The message said only "the parameters must be floating-point tensors"."""
+
+    class Spectral(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.filter = nn.Parameter(torch.randn(3, 3, dtype=torch.complex128))
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return (x.to(torch.complex128) @ self.filter).abs()
+
+    X = torch.randn(4, 3, dtype=DT)
+    with pytest.raises(CurvatureError, match=r"'filter' \(torch\.complex128\) is not"):
+        HessianOperator.from_model(Spectral(), nn.MSELoss(), (X, X))

@@ -481,8 +481,17 @@ class EmpiricalRisk:
                 f"the parameters have different dtypes ({', '.join(sorted(map(str, dtypes)))}): "
                 "the Hessian needs one dtype (convert the model, e.g. model.double())"
             )
-        if not all(t.is_floating_point() for t in tensors):
-            raise CurvatureError("the parameters must be floating-point tensors")
+        not_real = [
+            f"{n!r} ({t.dtype})"
+            for n, t in zip(self.names, tensors, strict=True)
+            if not t.is_floating_point()
+        ]
+        if not_real:
+            raise CurvatureError(
+                f"the parameters must be real floating-point tensors, and {not_real[0]} is "
+                "not: the Hessian here is over real parameters (keep a complex weight as two "
+                "real parameters, its real and imaginary parts, or leave it out with params=)"
+            )
         self.shapes = [t.shape for t in tensors]
         self._numels = [t.numel() for t in tensors]
         self.theta = torch.cat([t.detach().reshape(-1) for t in tensors])  # a copy
