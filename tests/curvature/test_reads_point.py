@@ -167,3 +167,32 @@ def test_a_complex_parameter_is_refused_by_name():
     X = torch.randn(4, 3, dtype=DT)
     with pytest.raises(CurvatureError, match=r"'filter' \(torch\.complex128\) is not"):
         HessianOperator.from_model(Spectral(), nn.MSELoss(), (X, X))
+
+
+class RunningNorm(nn.Module):
+    """An observation normalizer (reinforcement learning's) whose running mean and variance
+    move in place at every train-mode forward pass."""
+
+    def __init__(self, dim: int) -> None:
+        super().__init__()
+        self.register_buffer("mean", torch.zeros(dim, dtype=DT))
+        self.register_buffer("var", torch.ones(dim, dtype=DT))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            with torch.no_grad():
+                self.mean.mul_(0.9).add_(0.1 * x.mean(0))
+                self.var.mul_(0.9).add_(0.1 * x.var(0))
+        return (x - self.mean) / self.var.sqrt()
+
+
+def test_a_layer_updating_its_buffers_in_place_is_refused_by_name():
+    """Before: refused as "not deterministic ... (random layers, data augmentation?)"."""
+    torch.manual_seed(0)
+    net = nn.Sequential(RunningNorm(3), nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).to(DT)
+    X, y = _data()
+    data = [(X[:4], y[:4]), (X[4:], y[4:])]
+    with pytest.raises(CurvatureError, match=r"updates '0\.mean', '0\.var' in place"):
+        HessianOperator.from_model(net, nn.CrossEntropyLoss(), data, mode="train")
+    op = HessianOperator.from_model(net, nn.CrossEntropyLoss(), data, mode="eval")
+    assert torch.equal(net[0].mean, torch.zeros(3, dtype=DT)) and op.shape[0] == 26

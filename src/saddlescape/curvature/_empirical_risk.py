@@ -496,6 +496,9 @@ class EmpiricalRisk:
         self._numels = [t.numel() for t in tensors]
         self.theta = torch.cat([t.detach().reshape(-1) for t in tensors])  # a copy
         self._frozen = self._snapshot(model)
+        # version counters of the snapshot's tensors: an evaluation that updates one in
+        # place (a running statistic of a custom layer) changes the state it is taken at
+        self._versions = {n: t._version for n, t in self._frozen.items()}
         self._modules = list(self._module.modules()) if self._module is not None else []
         self.padding_rows = _padding_rows(self._module, tensors)
         self._rnn_on_cuda = self.theta.is_cuda and any(
@@ -868,6 +871,7 @@ class EmpiricalRisk:
                 second = torch.as_tensor(fn(leaf))
             self._check_reads_point(second, leaf)
             b = float(second.detach().sum())
+        self._check_state_unchanged()
         if not (math.isfinite(a) and math.isfinite(b)):
             return  # a non-finite loss is reported as such by the first evaluation
         if not (a == b or abs(a - b) <= 1e-6 * max(abs(a), abs(b))):
@@ -875,6 +879,20 @@ class EmpiricalRisk:
                 f"the loss is not deterministic: the same batch gave {a!r} and then {b!r} "
                 f"in mode={self.mode!r} (random layers, data augmentation?); the Hessian of a "
                 "random loss is undefined"
+            )
+
+    def _check_state_unchanged(self) -> None:
+        """Refuse a model whose evaluations update buffers (or parameters outside θ) of the
+        snapshot in place — a custom running statistic, a counter, a power iteration: each
+        product would be taken in another state (torch's BatchNorm and spectral norm are
+        held by :func:`_evaluation` instead)."""
+        changed = [n for n, t in self._frozen.items() if t._version != self._versions[n]]
+        if changed:
+            raise CurvatureError(
+                f"the forward pass in mode={self.mode!r} updates {', '.join(map(repr, changed))} "
+                "in place (a running statistic, a counter, a cache), so every evaluation would "
+                "change the state the Hessian is taken at; skip the update when the module is "
+                "not training and use mode='eval', or make it a function of the batch alone"
             )
 
     def _check_reads_point(self, loss: torch.Tensor, leaf: torch.Tensor) -> None:
