@@ -196,3 +196,27 @@ def test_a_layer_updating_its_buffers_in_place_is_refused_by_name():
         HessianOperator.from_model(net, nn.CrossEntropyLoss(), data, mode="train")
     op = HessianOperator.from_model(net, nn.CrossEntropyLoss(), data, mode="eval")
     assert torch.equal(net[0].mean, torch.zeros(3, dtype=DT)) and op.shape[0] == 26
+
+
+@pytest.mark.parametrize("method", METHODS)
+def test_a_loss_fn_reading_the_model_sees_the_point(method):
+    """A loss_fn adding weight decay over ``model.parameters()`` ran after the model had left
+    the point, so it read the model's own Parameters: the penalty's curvature 2·wd·I was
+    missing (a Hessian 0.2 off, silently, before the check above refused it); loss_fn now
+    runs with the point in the model."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.Tanh(), nn.Linear(4, 2)).to(DT)
+    X, y = _data()
+    decay = 0.1
+
+    def regularized(out: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        penalty = sum((p**2).sum() for p in net.parameters())
+        return nn.functional.cross_entropy(out, target) + decay * penalty
+
+    data = [(X[:4], y[:4]), (X[4:], y[4:])]
+    plain = HessianOperator.from_model(net, nn.CrossEntropyLoss(), (X, y))
+    op = HessianOperator.from_model(net, regularized, data, method=method, reduction="mean")
+    eye = torch.eye(op.shape[0], dtype=DT)
+    tol = 1e-8 if method == "finite_difference" else 1e-12
+    assert torch.allclose(op.matmat(eye), plain.matmat(eye) + 2 * decay * eye, atol=tol, rtol=0)
+    assert torch.allclose(op.gradient(), plain.gradient() + 2 * decay * op.point, atol=1e-12)

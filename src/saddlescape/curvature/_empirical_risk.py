@@ -805,11 +805,21 @@ class EmpiricalRisk:
         inputs, targets = batch
         loss_fn = self._loss_fn
 
-        def term(theta: torch.Tensor) -> Any:
-            outputs = self._call(theta, inputs)
+        def loss_of(outputs: Any) -> Any:
             if denominator is not None:
                 _check_outputs(spec, outputs, targets, denominator)
             return loss_fn(outputs, targets)
+
+        if self._module is None:
+            return lambda theta: loss_of(self._call(theta, inputs))
+        # loss_fn runs while the point is in the model, so that a loss_fn reading the
+        # model (a weight-decay term over model.parameters()) reads the point too
+        wrapper = _PairLoss(self._module)
+        frozen = {f"model.{k}": v for k, v in self._frozen.items()}
+
+        def term(theta: torch.Tensor) -> Any:
+            params = {f"model.{k}": v for k, v in self.unflatten(theta).items()}
+            return torch.func.functional_call(wrapper, {**frozen, **params}, (inputs, loss_of))
 
         return term
 
@@ -991,6 +1001,20 @@ def _loss_of(out: Any) -> Any:
             f"with .loss or a mapping with 'loss'), got {type(out).__name__}"
         )
     return loss
+
+
+class _PairLoss(nn.Module):
+    """``loss_fn(model(inputs), targets)`` as a module (``loss_of`` closes over the loss and
+    the targets), so that ``functional_call`` keeps the snapshot in the model while the loss
+    function runs too."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: Any, loss_of: Callable[[Any], Any]) -> Any:
+        args, kwargs = _arguments(self.model, inputs)
+        return loss_of(self.model(*args, **kwargs))
 
 
 class _BatchLoss(nn.Module):
