@@ -220,3 +220,22 @@ def test_a_loss_fn_reading_the_model_sees_the_point(method):
     tol = 1e-8 if method == "finite_difference" else 1e-12
     assert torch.allclose(op.matmat(eye), plain.matmat(eye) + 2 * decay * eye, atol=tol, rtol=0)
     assert torch.allclose(op.gradient(), plain.gradient() + 2 * decay * op.point, atol=1e-12)
+
+
+def test_a_model_scaling_its_input_in_place_is_refused_by_name():
+    """``x /= 255`` inside forward divides the held batch again at every evaluation: it was
+    refused as "not deterministic ... (random layers, data augmentation?)"."""
+
+    class Scaled(nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.linear = nn.Linear(3, 2)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            x /= 255
+            return self.linear(x)
+
+    torch.manual_seed(0)
+    X, y = _data()
+    with pytest.raises(CurvatureError, match="modifies its input batch in place"):
+        HessianOperator.from_model(Scaled().to(DT), nn.CrossEntropyLoss(), (X * 255, y))

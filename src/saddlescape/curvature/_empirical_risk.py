@@ -593,6 +593,10 @@ class EmpiricalRisk:
                 for c, b, d in zip(coefs, batches, denominators, strict=True)
                 if d != 0
             ]
+        # the version counters of the batches held (a streamed loader yields new tensors at
+        # every pass): a model that modifies its inputs in place changes them
+        held = ([first[1]] if first is not None else []) if self.streamed else batches
+        self._data_versions = [(t, t._version) for b in held for t in _leaves(b)]
         total_weight = self.total if self.reduction == "mean" and count > 1 else None
         self.description = self._describe(spec, count, total_weight)
         if self._group is not None:
@@ -885,6 +889,13 @@ class EmpiricalRisk:
         if not (math.isfinite(a) and math.isfinite(b)):
             return  # a non-finite loss is reported as such by the first evaluation
         if not (a == b or abs(a - b) <= 1e-6 * max(abs(a), abs(b))):
+            if any(t._version != version for t, version in self._data_versions):
+                raise CurvatureError(
+                    f"the model modifies its input batch in place (e.g. x /= 255 "
+                    f"in forward), so each evaluation reads data the previous one changed: the "
+                    f"same batch gave {a!r} and then {b!r}; write it out of place "
+                    "(x = x / 255), or copy the inputs first"
+                )
             raise CurvatureError(
                 f"the loss is not deterministic: the same batch gave {a!r} and then {b!r} "
                 f"in mode={self.mode!r} (random layers, data augmentation?); the Hessian of a "
