@@ -234,6 +234,8 @@ def _run_plainly(*args: Any, **kwargs: Any) -> Iterator[None]:
     yield
 
 
+_PARAMETRIZE = importlib.import_module("torch.nn.utils.parametrize")
+
 _LOCK = threading.Lock()
 _DEPTH = 0
 _SAVED: list[tuple[Any, str, Any]] = []
@@ -244,7 +246,7 @@ def _targets() -> list[tuple[Any, str, Any]]:
     (the legacy hook through its module's own binding); ``F.embedding_bag`` calls
     ``torch.embedding_bag``; ``nn.Hardsigmoid`` calls ``F.hardsigmoid``; ``F.ctc_loss``
     calls ``torch.ctc_loss``; ``F.multi_margin_loss`` calls
-    ``torch._C._nn.multi_margin_loss``."""
+    ``torch._C._nn.multi_margin_loss``; ``parametrize.cached()`` is switched off."""
     legacy = importlib.import_module("torch.nn.utils.weight_norm")  # the module, not the function
     targets: list[tuple[Any, str, Any]] = [
         (torch, "_weight_norm", _weight_norm),
@@ -254,6 +256,11 @@ def _targets() -> list[tuple[Any, str, Any]]:
         (torch, "ctc_loss", _ctc_loss),
         (torch._C._nn, "multi_margin_loss", _multi_margin_loss),
     ]
+    if hasattr(_PARAMETRIZE, "_cache_enabled"):  # a private name: torch may move it
+        # ``parametrize.cached()`` keeps each parametrized weight from its first computation
+        # (keyed by module), so every later evaluation, at any point, would reuse that
+        # tensor; off inside saddlescape's evaluations, each computes its own
+        targets.append((_PARAMETRIZE, "_cache_enabled", 0))
     engines = ("CheckpointFunction", "_checkpoint_without_reentrant_generator")
     if all(hasattr(_CHECKPOINT, name) for name in engines):  # private names: torch may move them
         targets += [
@@ -270,8 +277,10 @@ def exact_second_derivatives() -> Iterator[None]:
     (``_weight_norm`` on the CPU: a Hessian ~50 % off, gradients right) or missing
     (``embedding_bag``, ``hardsigmoid``, ``ctc_loss``, ``multi_margin_loss``: neither
     double backward nor forward AD) run as the same functions composed of differentiable
-    ops, and ``torch.utils.checkpoint`` runs its blocks plainly, keeping their activations
-    (neither engine gives exact curvature: see ``_PlainCheckpoint``, ``_run_plainly``).
+    ops, ``torch.utils.checkpoint`` runs its blocks plainly, keeping their activations
+    (neither engine gives exact curvature: see ``_PlainCheckpoint``, ``_run_plainly``), and
+    a surrounding ``torch.nn.utils.parametrize.cached()`` caches nothing (its cache would
+    hand every evaluation the weight of the first point).
 
     The replacement is process-wide while any thread is inside (reference-counted under a
     lock, undone when the last one leaves): another thread calling these functions

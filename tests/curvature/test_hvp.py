@@ -118,3 +118,19 @@ def test_a_compiled_model_is_exact_by_auto_and_refused_by_name_by_double_backwar
     for method in ("auto", "forward_over_reverse"):
         H = HessianOperator.from_model(compiled, loss, (X, y), method=method).matmat(eye)
         assert float((H - expected).abs().max()) <= 1e-12
+
+
+@pytest.mark.parametrize("method", ["double_backward", "finite_difference", "auto"])
+def test_a_loss_flat_around_the_point_has_a_zero_hessian(method):
+    """Every ReLU dead: the head's gradient is exactly zero at and around the point, so the
+    four gradients of a finite difference are all zero (a ZeroDivisionError before).
+    Forward-over-reverse refuses this loss by name (torch's ZeroTensor in mse_loss's
+    backward)."""
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Linear(3, 4), nn.ReLU(), nn.Linear(4, 1, bias=False)).double()
+    with torch.no_grad():
+        net[0].bias.fill_(-100.0)
+    X, y = torch.randn(8, 3).double(), torch.randn(8, 1).double()
+    op = HessianOperator.from_model(net, nn.MSELoss(), (X, y), params=["2.weight"], method=method)
+    assert torch.equal(op.matmat(torch.eye(4).double()), torch.zeros(4, 4).double())
+    assert op.error_estimate == 0.0

@@ -65,6 +65,7 @@ from torch.nn import functional as F
 
 from .._torch_gaps import exact_second_derivatives
 from ..errors import ConfigError, CurvatureError
+from .hvp import is_point_leaf, point_leaf
 
 __all__ = ["MODES", "REDUCTIONS", "EmpiricalRisk"]
 
@@ -314,8 +315,9 @@ def _stochastic_in_train_mode(model: nn.Module) -> list[str]:
 @contextlib.contextmanager
 def _evaluation(modules: Sequence[nn.Module], mode: str, rnn_on_cuda: bool) -> Iterator[None]:
     """Every module in ``mode``; norm layers never touch their running statistics in train
-    mode (``track_running_stats`` off: batch statistics, no update); attention on the math
-    kernel; each module's own flags restored afterwards."""
+    mode (``track_running_stats`` off: batch statistics, no update), nor spectral norms
+    their power-iteration estimates; attention on the math kernel; each module's own flags
+    restored afterwards."""
     saved = [(m, m.training) for m in modules]
     norms = [m for m in modules if isinstance(m, nn.modules.batchnorm._NormBase)]
     tracked = [(m, m.track_running_stats) for m in norms]
@@ -332,12 +334,18 @@ def _evaluation(modules: Sequence[nn.Module], mode: str, rnn_on_cuda: bool) -> I
         and m.running_mean is not None
         and "forward" not in vars(m)
     ]
+    # spectral norm's power iteration updates its u, v estimates in place in train mode:
+    # the snapshot's buffers would drift with every evaluation (successive products at one
+    # point 0.035 apart); held at the snapshot's estimates, sigma = uᵀWv as in eval mode
+    powers = _spectral_norms(modules)
     try:
         for m in modules:
             m.training = mode == "train"
         if mode == "train":
             for m in norms:
                 m.track_running_stats = False
+        for owner, _ in powers:
+            owner.n_power_iterations = 0
         for m in folded:
             m.forward = types.MethodType(_affine_batch_norm, m)
         with contextlib.ExitStack() as stack:
@@ -353,6 +361,25 @@ def _evaluation(modules: Sequence[nn.Module], mode: str, rnn_on_cuda: bool) -> I
             m.track_running_stats = flag
         for m in folded:
             vars(m).pop("forward", None)
+        for owner, steps in powers:
+            owner.n_power_iterations = steps
+
+
+def _spectral_norms(modules: Sequence[nn.Module]) -> list[tuple[Any, int]]:
+    """``(owner, n_power_iterations)`` of every spectral norm on ``modules``: the
+    parametrization of ``nn.utils.parametrizations.spectral_norm`` (a module) and the
+    forward pre-hook of the older ``nn.utils.spectral_norm``."""
+    from torch.nn.utils.parametrizations import _SpectralNorm
+    from torch.nn.utils.spectral_norm import SpectralNorm
+
+    found: list[tuple[Any, int]] = []
+    for m in modules:
+        if isinstance(m, _SpectralNorm):
+            found.append((m, m.n_power_iterations))
+        for hook in m._forward_pre_hooks.values():
+            if isinstance(hook, SpectralNorm):
+                found.append((hook, hook.n_power_iterations))
+    return found
 
 
 _PLAIN_BATCH_NORMS = (nn.BatchNorm1d, nn.BatchNorm2d, nn.BatchNorm3d)
@@ -446,6 +473,7 @@ class EmpiricalRisk:
             )
         if self._module is None and batch_loss is not None:
             raise ConfigError("batch_loss(model, batch) needs a torch.nn.Module model")
+        _check_substitutable(self._module)
         self.names, tensors = self._select(model, params)
         dtypes = {t.dtype for t in tensors}
         if len(dtypes) > 1:
@@ -453,12 +481,24 @@ class EmpiricalRisk:
                 f"the parameters have different dtypes ({', '.join(sorted(map(str, dtypes)))}): "
                 "the Hessian needs one dtype (convert the model, e.g. model.double())"
             )
-        if not all(t.is_floating_point() for t in tensors):
-            raise CurvatureError("the parameters must be floating-point tensors")
+        not_real = [
+            f"{n!r} ({t.dtype})"
+            for n, t in zip(self.names, tensors, strict=True)
+            if not t.is_floating_point()
+        ]
+        if not_real:
+            raise CurvatureError(
+                f"the parameters must be real floating-point tensors, and {not_real[0]} is "
+                "not: the Hessian here is over real parameters (keep a complex weight as two "
+                "real parameters, its real and imaginary parts, or leave it out with params=)"
+            )
         self.shapes = [t.shape for t in tensors]
         self._numels = [t.numel() for t in tensors]
         self.theta = torch.cat([t.detach().reshape(-1) for t in tensors])  # a copy
         self._frozen = self._snapshot(model)
+        # version counters of the snapshot's tensors: an evaluation that updates one in
+        # place (a running statistic of a custom layer) changes the state it is taken at
+        self._versions = {n: t._version for n, t in self._frozen.items()}
         self._modules = list(self._module.modules()) if self._module is not None else []
         self.padding_rows = _padding_rows(self._module, tensors)
         self._rnn_on_cuda = self.theta.is_cuda and any(
@@ -553,6 +593,10 @@ class EmpiricalRisk:
                 for c, b, d in zip(coefs, batches, denominators, strict=True)
                 if d != 0
             ]
+        # the version counters of the batches held (a streamed loader yields new tensors at
+        # every pass): a model that modifies its inputs in place changes them
+        held = ([first[1]] if first is not None else []) if self.streamed else batches
+        self._data_versions = [(t, t._version) for b in held for t in _leaves(b)]
         total_weight = self.total if self.reduction == "mean" and count > 1 else None
         self.description = self._describe(spec, count, total_weight)
         if self._group is not None:
@@ -765,11 +809,21 @@ class EmpiricalRisk:
         inputs, targets = batch
         loss_fn = self._loss_fn
 
-        def term(theta: torch.Tensor) -> Any:
-            outputs = self._call(theta, inputs)
+        def loss_of(outputs: Any) -> Any:
             if denominator is not None:
                 _check_outputs(spec, outputs, targets, denominator)
             return loss_fn(outputs, targets)
+
+        if self._module is None:
+            return lambda theta: loss_of(self._call(theta, inputs))
+        # loss_fn runs while the point is in the model, so that a loss_fn reading the
+        # model (a weight-decay term over model.parameters()) reads the point too
+        wrapper = _PairLoss(self._module)
+        frozen = {f"model.{k}": v for k, v in self._frozen.items()}
+
+        def term(theta: torch.Tensor) -> Any:
+            params = {f"model.{k}": v for k, v in self.unflatten(theta).items()}
+            return torch.func.functional_call(wrapper, {**frozen, **params}, (inputs, loss_of))
 
         return term
 
@@ -817,20 +871,118 @@ class EmpiricalRisk:
         return total.reshape(theta.shape[:-1])
 
     def check_deterministic(self) -> None:
-        """Evaluate the first batch's loss twice and refuse a loss that differs."""
+        """Evaluate the first batch's loss twice and refuse a loss that differs, or whose
+        second evaluation reads the parameters other than through the snapshot
+        (:meth:`_check_reads_point`)."""
         fn = self._first if self.streamed else self.terms[0][1]
         if fn is None:
             return
-        with self.context(), torch.no_grad():
-            a, b = (float(torch.as_tensor(fn(self.theta)).sum()) for _ in range(2))
+        with self.context():
+            with torch.no_grad():
+                a = float(torch.as_tensor(fn(self.theta)).sum())
+            leaf = point_leaf(self.theta)
+            with torch.enable_grad():
+                second = torch.as_tensor(fn(leaf))
+            self._check_reads_point(second, leaf)
+            b = float(second.detach().sum())
+        self._check_state_unchanged()
         if not (math.isfinite(a) and math.isfinite(b)):
             return  # a non-finite loss is reported as such by the first evaluation
         if not (a == b or abs(a - b) <= 1e-6 * max(abs(a), abs(b))):
+            if any(t._version != version for t, version in self._data_versions):
+                raise CurvatureError(
+                    f"the model modifies its input batch in place (e.g. x /= 255 "
+                    f"in forward), so each evaluation reads data the previous one changed: the "
+                    f"same batch gave {a!r} and then {b!r}; write it out of place "
+                    "(x = x / 255), or copy the inputs first"
+                )
             raise CurvatureError(
                 f"the loss is not deterministic: the same batch gave {a!r} and then {b!r} "
                 f"in mode={self.mode!r} (random layers, data augmentation?); the Hessian of a "
                 "random loss is undefined"
             )
+
+    def _check_state_unchanged(self) -> None:
+        """Refuse a model whose evaluations update buffers (or parameters outside θ) of the
+        snapshot in place — a custom running statistic, a counter, a power iteration: each
+        product would be taken in another state (torch's BatchNorm and spectral norm are
+        held by :func:`_evaluation` instead)."""
+        changed = [n for n, t in self._frozen.items() if t._version != self._versions[n]]
+        if changed:
+            raise CurvatureError(
+                f"the forward pass in mode={self.mode!r} updates {', '.join(map(repr, changed))} "
+                "in place (a running statistic, a counter, a cache), so every evaluation would "
+                "change the state the Hessian is taken at; skip the update when the module is "
+                "not training and use mode='eval', or make it a function of the batch alone"
+            )
+
+    def _check_reads_point(self, loss: torch.Tensor, leaf: torch.Tensor) -> None:
+        """Refuse a loss that reaches, besides ``leaf`` (the point it was evaluated at), one
+        of the model's own parameters or a leaf of an earlier evaluation. saddlescape puts
+        its point into the model by replacing the module's attributes
+        (``torch.func.functional_call``): a hook or closure holding a Parameter itself
+        reads the model's own values instead, and a derived weight cached on the module
+        (or by ``parametrize.cached()``) holds those of the point where it was computed.
+        Either way no derivative reaches the point through that path — a gradient and a
+        Hessian silently missing terms, and wrong values at any other point."""
+        own = {id(p): n for n, p in self._module.named_parameters()} if self._module else {}
+        for var in _graph_leaves(loss):
+            if var is leaf:
+                continue
+            if id(var) in own:
+                raise CurvatureError(
+                    f"the loss reads parameter {own[id(var)]!r} through a reference to the "
+                    "Parameter itself (a hook or closure holding it, or a plain attribute "
+                    "keeping it), which saddlescape cannot replace by its point: no "
+                    "derivative would reach the point through that path and every gradient "
+                    "and Hessian would be wrong; read it as an attribute of its module "
+                    "(module.weight) inside forward or the hook"
+                )
+            if is_point_leaf(var):
+                raise CurvatureError(
+                    "the loss reads a tensor computed from the parameters in an earlier "
+                    "evaluation (a derived weight cached on a module, e.g. a transpose kept "
+                    "in an attribute): it holds the values of that point and no derivative "
+                    "flows through it, so every gradient and Hessian would be wrong; compute "
+                    "it inside forward, or clear the cache before each call"
+                )
+
+
+def _graph_leaves(output: torch.Tensor) -> list[torch.Tensor]:
+    """The leaf tensors requiring grad that ``output`` was computed from (the variables of
+    the ``AccumulateGrad`` nodes of its graph)."""
+    found: dict[int, torch.Tensor] = {}
+    seen: set[int] = set()
+    stack = [output.grad_fn]
+    while stack:
+        node = stack.pop()
+        if node is None or id(node) in seen:
+            continue
+        seen.add(id(node))
+        var = getattr(node, "variable", None)
+        if isinstance(var, torch.Tensor):
+            found[id(var)] = var
+        stack.extend(n for n, _ in node.next_functions)
+    return list(found.values())
+
+
+def _check_substitutable(module: nn.Module | None) -> None:
+    """Refuse by name the wrappers whose parameters ``torch.func.functional_call`` cannot
+    replace (torch raises a bare RuntimeError for them): ``nn.DataParallel`` (its replicas
+    copy the wrapped module's own parameters) and TorchScript modules."""
+    if isinstance(module, nn.DataParallel):
+        raise CurvatureError(
+            "the model is wrapped in nn.DataParallel, whose replicas copy the wrapped module's "
+            "own parameters, so saddlescape cannot evaluate it at its snapshot or any other "
+            "point; pass model.module (the same loss on one device; for several processes "
+            "use distributed=True)"
+        )
+    if isinstance(module, (torch.jit.ScriptModule, torch.jit.RecursiveScriptModule)):
+        raise CurvatureError(
+            "the model is a TorchScript module (torch.jit.script/trace), which cannot be "
+            "evaluated with parameters other than its own; pass the eager module it was made "
+            "from"
+        )
 
 
 def _arguments(module: nn.Module, inputs: Any) -> tuple[tuple[Any, ...], dict[str, Any]]:
@@ -860,6 +1012,20 @@ def _loss_of(out: Any) -> Any:
             f"with .loss or a mapping with 'loss'), got {type(out).__name__}"
         )
     return loss
+
+
+class _PairLoss(nn.Module):
+    """``loss_fn(model(inputs), targets)`` as a module (``loss_of`` closes over the loss and
+    the targets), so that ``functional_call`` keeps the snapshot in the model while the loss
+    function runs too."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model
+
+    def forward(self, inputs: Any, loss_of: Callable[[Any], Any]) -> Any:
+        args, kwargs = _arguments(self.model, inputs)
+        return loss_of(self.model(*args, **kwargs))
 
 
 class _BatchLoss(nn.Module):

@@ -33,6 +33,7 @@ on a 300k-parameter CNN with the step then scaled by ``‖θ‖``, so ``"auto"``
 from __future__ import annotations
 
 import math
+import weakref
 from collections.abc import Callable, Sequence
 
 import torch
@@ -57,6 +58,24 @@ _FORWARD_AD_GAPS = (
     "don't yet support saved tensor hooks",  # a user's saved_tensors_hooks (e.g. offloading)
     "must override the setup_context staticmethod",  # an old-style custom autograd.Function
 )
+
+
+# every flat leaf an evaluation has differentiated with respect to, by id (weakly): a later
+# evaluation whose graph reaches one of them reads a tensor left over from an earlier one
+_POINT_LEAVES: weakref.WeakValueDictionary[int, torch.Tensor] = weakref.WeakValueDictionary()
+
+
+def point_leaf(theta: torch.Tensor) -> torch.Tensor:
+    """A fresh leaf holding ``theta`` to differentiate with respect to, remembered so that
+    :func:`is_point_leaf` can recognize it in the graph of a later evaluation."""
+    leaf = theta.detach().requires_grad_(True)
+    _POINT_LEAVES[id(leaf)] = leaf
+    return leaf
+
+
+def is_point_leaf(t: torch.Tensor) -> bool:
+    """Whether ``t`` is a leaf some evaluation made by :func:`point_leaf`."""
+    return _POINT_LEAVES.get(id(t)) is t
 
 
 def resolve_method(method: str) -> str:
@@ -178,7 +197,7 @@ class HVPEngine:
         grad = torch.zeros_like(theta)
         with self._ctx(), torch.enable_grad():
             for i, (w, fn) in enumerate(self.terms):
-                leaf = theta.detach().requires_grad_(True)
+                leaf = point_leaf(theta)
                 where = self._where(i)
                 loss = _scalar(fn(leaf), where)
                 self._check_twice_differentiable(loss)
@@ -201,7 +220,7 @@ class HVPEngine:
             self.passes += 1
             w, fn = next(iter(self.terms))
             with self._ctx(), torch.enable_grad():
-                leaf = self.theta.detach().requires_grad_(True)
+                leaf = point_leaf(self.theta)
                 loss = _scalar(fn(leaf), "loss")
                 self._check_twice_differentiable(loss)
                 if loss.requires_grad:
@@ -342,7 +361,7 @@ class HVPEngine:
         out = torch.zeros_like(V)
         with self._ctx(), torch.enable_grad():
             for w, fn in self.terms:
-                leaf = self.theta.detach().requires_grad_(True)
+                leaf = point_leaf(self.theta)
                 loss = _scalar(fn(leaf), "loss term")
                 if not loss.requires_grad:
                     continue
@@ -428,7 +447,10 @@ class HVPEngine:
         # rounding: of the gradients (divided by the step) and of the point θ ± t·u itself
         gmax = max(float(torch.linalg.vector_norm(g)) for g in grads)
         rounding = 2.0 * eps * (gmax + float(torch.linalg.vector_norm(theta)) * size) / (h / 2)
-        relative = max(error, rounding) / max(size, rounding)
+        # all four gradients exactly zero (a region where the loss does not move, e.g.
+        # every ReLU dead): the product is exactly zero, and so is its error
+        floor = max(size, rounding)
+        relative = max(error, rounding) / floor if floor > 0 else 0.0
         self._fd_worst = max(self._fd_worst, max(error, rounding))
         self._fd_scale = max(self._fd_scale, size)
         if self._fd_scale > 0:
