@@ -178,3 +178,25 @@ def test_bad_tolerance_and_budget_spend_nothing(kwargs, name):
     with pytest.raises(ConfigError, match=name):
         lanczos(op, **kwargs)
     assert op.hvps == 0
+
+
+@pytest.mark.parametrize("case", ["float64 operator, float32 v0", "float32 operator"])
+@pytest.mark.parametrize(("which", "want"), [("smallest", -2.0), ("largest", 3.0)])
+def test_a_start_that_is_an_eigenvector_up_to_rounding_is_not_the_answer(case, which, want):
+    """v0 = a bulk eigenvector rounded to float32 (or exact for a float32 operator) couples
+    to the rest of the space only by rounding, so its own Ritz pair converged at once:
+    before, λ = −0.59 was returned as converged for both ends (26 of 40 seeded runs)."""
+    for seed in range(5):
+        gen = torch.Generator().manual_seed(seed)
+        Q, _ = torch.linalg.qr(torch.randn(50, 50, generator=gen, dtype=torch.float64))
+        ev = torch.linspace(-1.0, 1.0, 50, dtype=torch.float64)
+        ev[0], ev[-1] = -2.0, 3.0
+        A = (Q * ev) @ Q.T
+        A = (A + A.T) / 2
+        if case == "float32 operator":
+            op, v0, tol = DenseOperator(A.float()), torch.linalg.eigh(A.float())[1][:, 10], 1e-6
+        else:
+            op, v0, tol = DenseOperator(A), Q[:, 10].float(), 1e-8
+        r = lanczos(op, k=1, which=which, tol=tol, seed=seed, v0=v0)
+        assert r.converged and abs(float(r.eigenvalues[0]) - want) < 1e-4, (seed, r)
+        assert r.hvps == op.hvps

@@ -41,7 +41,12 @@ block of ``b ≥ multiplicity`` columns (``block_size=b``) finds every copy by c
 but costs ``b`` products a step; ``block_size=1`` skips the search. If the
 Krylov space becomes invariant (breakdown), a random vector orthogonal to it continues;
 after a breakdown from a given ``v0`` (which may be an exact eigenvector and miss the wanted
-end), convergence also waits for the fresh segment's most wanted Ritz pair.
+end), convergence also waits for the fresh segment's most wanted Ritz pair — and so when
+``v0`` is an eigenvector up to the rounding of its dtype or of the products (its first
+residual ``≤ 100·eps·‖H‖``, as for a float32 copy of an eigenvector), which is a breakdown
+in all but name. A ``v0`` that is an eigenvector to a looser accuracy is taken as the warm
+start it usually is: Lanczos cannot tell it from the wanted one until its Krylov space has
+seen past it, so pass no ``v0`` that may belong to another part of the spectrum.
 
 >>> import torch
 >>> from saddlescape.curvature import DenseOperator, lanczos
@@ -504,8 +509,16 @@ def _lanczos(
 
     # start block
     start = torch.randn(n, b, generator=gen, dtype=f64).to(device)
+    near_invariant = 0.0  # a first coupling below near_invariant·scale: v0 is an eigenvector
+    first_coupling = float("inf")  # ‖H v0 − θ v0‖, the first step's residual
     if v0 is not None:
-        v0 = torch.as_tensor(v0).to(dtype=f64, device=device).reshape(-1)
+        v0 = torch.as_tensor(v0)
+        # An eigenvector rounded to float32 (or multiplied in float32) couples to the rest of
+        # the space only by its rounding error: Lanczos from it is a breakdown in all but
+        # name, and its own Ritz pair converges at once whatever the wanted end holds.
+        dtypes = [getattr(op, "dtype", f64)] + ([v0.dtype] if v0.is_floating_point() else [])
+        near_invariant = 100 * max(torch.finfo(dt).eps for dt in dtypes)
+        v0 = v0.to(dtype=f64, device=device).reshape(-1)
         if v0.numel() != n:
             raise CurvatureError(f"v0 must have shape ({n},), got {tuple(v0.shape)}")
         if not bool(torch.isfinite(v0).all()) or float(torch.linalg.vector_norm(v0)) == 0:
@@ -564,6 +577,8 @@ def _lanczos(
             res = torch.zeros_like(theta)
         else:
             P, B, broke = _orthonormalize(W, buf[:, :m], gen, scale, Y)
+            if suspicious and not broke and m == 1:
+                first_coupling = float(B[0, 0])
             if broke and suspicious:
                 # A breakdown from a random start is generic: the invariant subspace then
                 # holds every distinct eigenvalue the start touched, i.e. all of them. From
@@ -583,6 +598,12 @@ def _lanczos(
         converged = exhausted or (
             not broke and idx.numel() >= n_wanted and bool((res[idx] <= bound).all())
         )
+        if converged and suspicious and restarts == 0 and first_coupling <= near_invariant * scale:
+            # v0 is an eigenvector to the precision of its dtype and of the products (judged
+            # on the scale seen so far, not |θ| of v0 alone): as after a breakdown, the second
+            # direction began a segment (its coupling kept) whose most wanted pair must
+            # converge too
+            fresh, suspicious = 1, False
         if converged and fresh is not None and not exhausted:
             # after a breakdown the old invariant subspace has zero residuals forever: also
             # require the most wanted Ritz pair of the fresh Krylov segment to converge
@@ -591,6 +612,8 @@ def _lanczos(
             if order:
                 b0 = tol * (scale if relative_to == "norm" else abs(float(theta[order[0]])))
                 converged = float(res[order[0]]) <= b0
+            else:  # the fresh segment holds no Ritz pair yet: it has seen nothing
+                converged = False
         if converged or hvps >= max_hvps or (stop is not None and stop(theta, res, scale)):
             break
         if m + min(P.shape[1], room - m) > max_basis:  # thick restart (Wu & Simon 2000)
