@@ -106,7 +106,8 @@ class NegativeCurvature:
     ``negative`` is True when proven (a Ritz value below ``−τ``, which bounds ``λ_min`` from
     above), False when Lanczos converged with every Ritz value ``≥ −τ`` (up to its tolerance),
     and None when the budget ran out undecided. ``lambda_min`` is the smallest Ritz value,
-    ``residual`` its residual, ``direction`` its unit Ritz vector (float64) when negative.
+    ``residual`` its residual, ``direction`` its unit Ritz vector (float64) when negative;
+    ``hvps``, ``passes`` (over the data) and ``seconds`` the cost.
     """
 
     negative: bool | None
@@ -116,6 +117,7 @@ class NegativeCurvature:
     direction: torch.Tensor | None
     hvps: int
     seconds: float
+    passes: int = 0
 
 
 def has_negative_curvature(
@@ -178,6 +180,7 @@ def has_negative_curvature(
         direction=r.eigenvectors[:, 0].clone() if negative else None,
         hvps=r.hvps,
         seconds=time.perf_counter() - t0,
+        passes=r.passes,
     )
 
 
@@ -193,8 +196,9 @@ class Certificate:
     estimated) the thresholds; ``rho_estimated`` True when ρ was not given but estimated
     here (:func:`~saddlescape.curvature.hessian_lipschitz`, and ``τ = √(ρ̂ε)``);
     ``converged`` False when the HVP budget ran out before the curvature question was decided
-    (the kind is then "undecided" or "not stationary"); ``hvps`` and ``seconds`` the cost
-    (the gradient not included; the ρ estimate included); ``value`` ``f`` at the point.
+    (the kind is then "undecided" or "not stationary"); ``hvps``, ``passes`` (over the data)
+    and ``seconds`` the cost (the gradient not included; the ρ estimate's products included,
+    its passes at other points not); ``value`` ``f`` at the point.
     """
 
     kind: str
@@ -212,6 +216,7 @@ class Certificate:
     seconds: float
     value: float | None = None
     rho_estimated: bool = False
+    passes: int = 0
 
     @property
     def positive_curvature(self) -> bool:
@@ -342,7 +347,7 @@ def certify(
             f"certify needs a function or a HessianOperator, got {type(f).__name__}"
         )
     grad_norm = float(torch.linalg.vector_norm(op.gradient().double()))
-    hvps0 = op.hvps
+    hvps0, passes0 = op.hvps, op.passes
     extra = 0
     if estimate:
         from .smoothness import hessian_lipschitz
@@ -402,6 +407,7 @@ def certify(
         seconds=time.perf_counter() - t0,
         value=op.loss(),
         rho_estimated=estimate,
+        passes=op.passes - passes0,
     )
 
 

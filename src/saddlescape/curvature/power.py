@@ -60,6 +60,7 @@ def power_iteration(
         raise CurvatureError("v0 must be a finite, non-zero vector")
     v = v / nv
     theta, res, hvps, converged = 0.0, float("inf"), 0, False
+    passes0 = getattr(op, "passes", 0)
     while hvps < max_hvps:
         w = _apply(op, v[:, None])[:, 0]
         hvps += 1
@@ -82,4 +83,5 @@ def power_iteration(
         seconds=time.perf_counter() - t0,
         iterations=hvps,
         error_bounds=torch.tensor([res], dtype=torch.float64),
+        passes=getattr(op, "passes", 0) - passes0,
     )

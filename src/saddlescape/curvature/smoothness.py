@@ -49,7 +49,7 @@ class SmoothnessResult:
     ``lambda_min``/``lambda_max``: smallest and largest Ritz values over all points;
     ``beta = max(|lambda_min|, |lambda_max|)``; ``per_point``: β at each point;
     ``argmax``: index of the point attaining β; ``converged``: every Lanczos run met its
-    tolerance; ``hvps``, ``seconds``: cost.
+    tolerance; ``hvps``, ``passes`` (over the data), ``seconds``: cost.
     """
 
     beta: float
@@ -60,6 +60,7 @@ class SmoothnessResult:
     converged: bool
     hvps: int
     seconds: float
+    passes: int = 0
 
     @property
     def lr(self) -> float:
@@ -143,7 +144,7 @@ def smoothness(
     }
     ops = _operators(target, x, points, loss_fn, data, options)
     lmins, lmaxs, betas = [], [], []
-    hvps, converged = 0, True
+    hvps, passes, converged = 0, 0, True
     with Watch("smoothness", progress, callback) as watch:
         for make in ops:
             op = make()
@@ -163,6 +164,7 @@ def smoothness(
             lmaxs.append(hi)
             betas.append(max(abs(lo), abs(hi)))
             hvps += r.hvps
+            passes += r.passes
             converged &= bool(r.converged)
     i = max(range(len(betas)), key=betas.__getitem__)
     return SmoothnessResult(
@@ -174,6 +176,7 @@ def smoothness(
         converged=converged,
         hvps=hvps,
         seconds=time.perf_counter() - t0,
+        passes=passes,
     )
 
 
