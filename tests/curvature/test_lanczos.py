@@ -200,3 +200,28 @@ def test_a_start_that_is_an_eigenvector_up_to_rounding_is_not_the_answer(case, w
         r = lanczos(op, k=1, which=which, tol=tol, seed=seed, v0=v0)
         assert r.converged and abs(float(r.eigenvalues[0]) - want) < 1e-4, (seed, r)
         assert r.hvps == op.hvps
+
+
+@pytest.mark.parametrize(
+    ("dtype", "tol"), [(torch.float32, 1e-10), (torch.float16, 1e-6), (torch.bfloat16, 1e-4)]
+)
+def test_a_tolerance_finer_than_the_products_is_refused(dtype, tol):
+    """Before, a float16 operator at tol=1e-6 returned converged=True with residuals of
+    2e-6 (true 3e-4) and λ 1.5e-4 off, bfloat16 1e-3 off, float32 at 1e-10 1e-8 off."""
+    from saddlescape.curvature import certify, has_negative_curvature
+
+    gen = torch.Generator().manual_seed(0)
+    A = random_symmetric(spectrum("random", 40, gen), gen).to(dtype)
+    op = DenseOperator(A)
+    with pytest.raises(ConfigError, match=f"below what {dtype} products can resolve"):
+        lanczos(op, k=1, which="both", tol=tol, seed=0)
+    with pytest.raises(ConfigError, match="below what"):
+        has_negative_curvature(op, tau=0.1, tol=tol, seed=0)
+    assert op.hvps == 0
+    x = torch.zeros(40, dtype=dtype)
+    with pytest.raises(ConfigError, match="below what"):
+        certify(lambda z: 0.5 * z @ (A @ z), x, eps=1e-3, tau=0.1, tol=tol)
+    r = lanczos(op, k=1, which="both", tol=1e-3, seed=0)  # the default tolerance passes
+    exact = torch.linalg.eigvalsh(A.double())
+    assert r.converged
+    assert float((r.eigenvalues - exact[[0, -1]]).abs().max()) <= 1e-3 * float(exact.abs().max())

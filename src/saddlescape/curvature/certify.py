@@ -70,7 +70,7 @@ import torch
 
 from ..errors import ConfigError, CurvatureError, check_int, check_positive
 from ._progress import CurvatureProgress
-from .lanczos import lanczos
+from .lanczos import check_tolerance, lanczos
 from .operators import HessianOperator
 
 __all__ = [
@@ -142,6 +142,7 @@ def has_negative_curvature(
     t0 = time.perf_counter()
     tau = check_positive("tau", tau, allow_zero=True)
     tol, max_hvps = _check_budget(tol, max_hvps)
+    check_tolerance(tol, op)
     seen = [0.0]  # the largest scale estimate seen by ``stop``
 
     def stop(theta: torch.Tensor, res: torch.Tensor, scale: float) -> bool:
@@ -346,6 +347,7 @@ def certify(
         raise CurvatureError(
             f"certify needs a function or a HessianOperator, got {type(f).__name__}"
         )
+    check_tolerance(tol, op)
     grad_norm = float(torch.linalg.vector_norm(op.gradient().double()))
     hvps0, passes0 = op.hvps, op.passes
     extra = 0
