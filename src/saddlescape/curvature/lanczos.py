@@ -81,10 +81,13 @@ class EigenResult:
     ``eigenvalues`` (float64, ascending) and ``eigenvectors`` (``(n, k)``, unit columns,
     float64) are Ritz pairs; ``residuals[i] = ‖H v_i − λ_i v_i‖`` (each bounds the distance
     from ``λ_i`` to the spectrum); ``error_bounds[i] = min(residual, residual²/gap)`` with the
-    gap estimated from the other Ritz values; ``converged`` is True when every pair met the
-    stopping rule; ``hvps`` counts operator products and ``passes`` the passes over the data
-    they took (a block of products shares one); ``iterations`` Lanczos steps (power
-    iterations); ``restarts`` thick restarts; ``seconds`` wall time.
+    gap estimated from the other Ritz values — an estimate despite its name: where the
+    Krylov space has not resolved a cluster the Ritz gap exceeds the true one (a converged
+    run on a cluster of ~1e-9 eigenvalues reported 7.9e-20 where the nearest eigenvalue
+    was 3.1e-11 away), so only ``residuals`` bound the error; ``converged`` is True when
+    every pair met the stopping rule; ``hvps`` counts operator products and ``passes`` the
+    passes over the data they took (a block of products shares one); ``iterations``
+    Lanczos steps (power iterations); ``restarts`` thick restarts; ``seconds`` wall time.
     """
 
     eigenvalues: torch.Tensor
