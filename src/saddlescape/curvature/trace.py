@@ -34,7 +34,12 @@ class TraceResult:
     """A trace estimate with its standard error and cost.
 
     ``estimate ± 2·std_error`` is a ≈95% confidence interval (the estimate is a mean of
-    independent probe values; for Hutch++ conditional on the sketch).
+    independent probe values; for Hutch++ conditional on the sketch) — a normal
+    approximation that covers less with few, skewed probe values: over 100–200 seeds,
+    Hutchinson with 10 probes on a rank-one matrix covered the trace 81 % of the time, and
+    Hutch++ with 12 products (4 probes) on a spectrum of 5 outliers (1000, 10, 1, 1, 1) over
+    1e-6 covered it 72 % (93 % with 30 products). Where the sketch captures everything but
+    rounding, ``std_error`` (~1e-13) leaves out the rounding of the exact part (~1e-12).
     """
 
     estimate: float
