@@ -24,7 +24,8 @@ arXiv 1703.00887, Definition 4: an ε-second-order stationary point has
                     ``x³ − 3xy²`` at 0, or ``x² + y⁴`` at 0: a minimum it cannot prove)
 ==================  ============================================================
 
-The comparisons with ``±τ`` hold up to rounding (``1e-13·‖H‖``): an extreme eigenvalue
+The comparisons with ``±τ`` hold up to rounding (``1e-13·‖H‖``, or the eps of the
+operator's dtype times ``‖H‖`` if coarser: 1.2e-7 for float32): an extreme eigenvalue
 equal to ``−τ`` or ``τ`` within it — ``τ = 0`` at a point with an exactly flat
 direction — is "degenerate", never a strict saddle or minimum decided by the sign of a
 rounding error.
@@ -143,12 +144,13 @@ def has_negative_curvature(
     tau = check_positive("tau", tau, allow_zero=True)
     tol, max_hvps = _check_budget(tol, max_hvps)
     check_tolerance(tol, op)
+    dtype = getattr(op, "dtype", torch.float64)
     seen = [0.0]  # the largest scale estimate seen by ``stop``
 
     def stop(theta: torch.Tensor, res: torch.Tensor, scale: float) -> bool:
         seen[0] = max(seen[0], scale)
         i = int(torch.argmin(theta))
-        if float(theta[i]) < -tau - _rounding(scale):
+        if float(theta[i]) < -tau - _rounding(scale, dtype):
             return True
         return _settled(float(theta[i]), float(res[i]), (-tau,), tol, scale)
 
@@ -167,7 +169,7 @@ def has_negative_curvature(
     lam, res = float(r.eigenvalues[0]), float(r.residuals[0])
     # ``stop`` is not consulted at the step that spends the budget: judge the final Ritz pair
     # here (with a scale ≤ the true estimate, so at most stricter than ``stop``)
-    if lam < -tau - _rounding(max(seen[0], abs(lam))):
+    if lam < -tau - _rounding(max(seen[0], abs(lam)), dtype):
         negative: bool | None = True
     elif r.converged or _settled(lam, res, (-tau,), tol, max(seen[0], abs(lam))):
         negative = False
@@ -245,11 +247,12 @@ class Certificate:
         )
 
 
-def _rounding(scale: float) -> float:
-    """The rounding level of float64 Ritz values on a spectrum of scale ``scale``: Ritz
-    values within it of a threshold are on it (interlacing holds up to rounding only, so a
-    Ritz value ``1e-16`` below ``−τ`` proves nothing about ``λ_min``)."""
-    return 1e-13 * max(scale, 1e-300)
+def _rounding(scale: float, dtype: torch.dtype = torch.float64) -> float:
+    """The rounding level of Ritz values from products in ``dtype`` on a spectrum of scale
+    ``scale``: Ritz values within it of a threshold are on it (interlacing holds up to
+    rounding only, so a Ritz value ``1e-16`` below ``−τ`` proves nothing about ``λ_min``,
+    nor one ``3e-8`` below it from float32 products)."""
+    return max(1e-13, torch.finfo(dtype).eps) * max(scale, 1e-300)
 
 
 def _settled(
@@ -360,7 +363,7 @@ def certify(
         tau_ = math.sqrt(rho_ * eps)
 
     def decided(lo: float, r_lo: float, hi: float, r_hi: float, scale: float) -> bool:
-        if lo < -tau_ - _rounding(scale) and -tau_ <= hi:
+        if lo < -tau_ - _rounding(scale, op.dtype) and -tau_ <= hi:
             return True  # a strict saddle, proven by interlacing
         return all(_settled(t, r, (-tau_, tau_), tol, scale) for t, r in ((lo, r_lo), (hi, r_hi)))
 
@@ -387,7 +390,7 @@ def certify(
     # estimate is exactly max(|lmin|, |lmax|)
     scale = max(abs(lmin), abs(lmax))
     done = r.converged or decided(lmin, rmin, lmax, rmax, scale)
-    margin = _rounding(scale)
+    margin = _rounding(scale, op.dtype)
     kind = classify(grad_norm, lmin, lmax, eps, tau_, margin)
     if not done and kind != "not stationary":
         kind = "undecided"  # a saddle is always decided; the other kinds need convergence
