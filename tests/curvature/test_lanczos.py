@@ -225,3 +225,39 @@ def test_a_tolerance_finer_than_the_products_is_refused(dtype, tol):
     exact = torch.linalg.eigvalsh(A.double())
     assert r.converged
     assert float((r.eigenvalues - exact[[0, -1]]).abs().max()) <= 1e-3 * float(exact.abs().max())
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-6, 1e-10])
+def test_a_start_orthogonal_to_the_wanted_end_still_finds_it(tol):
+    """A diagonal (separable) Hessian and a v0 with exact zeros at both ends: every product
+    keeps the zeros, so the Krylov space never held λ_max = 3 or λ_min = −2. Before, λ =
+    ±0.999 came back converged (n = 2000), and has_negative_curvature said False for τ =
+    1.5 (the true λ_min is −2)."""
+    from saddlescape.curvature import has_negative_curvature
+
+    n = 2000
+    d = torch.linspace(-1.0, 1.0, n, dtype=torch.float64)
+    d[0], d[-1] = -2.0, 3.0
+    v0 = torch.ones(n, dtype=torch.float64)
+    v0[0] = v0[-1] = 0.0
+
+    class Diagonal:
+        shape, dtype = (n, n), torch.float64
+
+        def matvec(self, v):
+            return d * v
+
+    r = lanczos(Diagonal(), k=1, which="both", tol=tol, seed=0, v0=v0)
+    assert r.converged
+    assert r.eigenvalues.tolist() == pytest.approx([-2.0, 3.0], abs=max(3 * tol, 1e-8))
+    neg = has_negative_curvature(Diagonal(), tau=1.5, tol=max(tol, 1e-8), seed=0, v0=v0)
+    assert neg.negative is True
+
+
+def test_a_warm_start_that_is_the_answer_stays_cheap():
+    gen = torch.Generator().manual_seed(2)
+    A = random_symmetric(spectrum("random", 80, gen), gen)
+    for tol in (1e-3, 1e-6):
+        cold = lanczos(DenseOperator(A), k=1, tol=tol, seed=7)
+        warm = lanczos(DenseOperator(A), k=1, tol=tol, seed=3, v0=cold.eigenvectors[:, 0])
+        assert warm.converged and warm.hvps <= 3 and warm.hvps < cold.hvps / 5
