@@ -332,3 +332,43 @@ def test_has_negative_curvature_matches_dense_eigvalsh(kind, shift, n, tau, budg
         assert float(d.norm()) == pytest.approx(1.0) and float(d @ A @ d) < -tau
     else:
         assert math.isclose(nc.lambda_min, lo, abs_tol=1e-7 * norm)
+
+
+def test_an_eigenvalue_on_the_threshold_up_to_rounding_is_degenerate():
+    """λ_min = −τ exactly (τ = 0 at a flat direction, or τ > 0): the Ritz value lands
+    ~1e-16 on either side of −τ. Before, 144 of these runs were called a strict saddle
+    (a "proof" by interlacing of a rounding error), a minimum, or negative curvature."""
+    for seed in range(8):
+        for n, tau in ((20, 0.0), (60, 0.0), (6, 0.25), (40, 0.25)):
+            gen = torch.Generator().manual_seed(seed)
+            Q, _ = torch.linalg.qr(torch.randn(n, n, generator=gen, dtype=torch.float64))
+            ev = torch.linspace(-tau, 2.0, n, dtype=torch.float64)
+            A = (Q * ev) @ Q.T
+            A = (A + A.T) / 2
+            x = torch.zeros(n, dtype=torch.float64)
+            f = lambda z, A=A: 0.5 * z @ (A @ z)  # noqa: E731
+            c = certify(f, x, eps=1e-6, tau=tau, tol=1e-10, seed=seed)
+            assert c.kind == "degenerate" and c.converged, (seed, n, c.summary())
+            assert c.negative_curvature_direction is None
+            r = has_negative_curvature(DenseOperator(A), tau=tau, tol=1e-10, seed=seed)
+            assert r.negative is False, (seed, n, r.lambda_min)
+
+
+def test_float32_products_place_an_eigenvalue_on_the_threshold_to_their_rounding():
+    """τ = 0 at a PSD float32 point with a flat direction: the Ritz values land ~1e-8 on
+    either side of 0 (float32 products). Before, 9 of 20 certificates said "saddle" and 11
+    "minimum", and has_negative_curvature said True in 11."""
+    for seed in range(6):
+        gen = torch.Generator().manual_seed(seed)
+        Q, _ = torch.linalg.qr(torch.randn(40, 40, generator=gen, dtype=torch.float64))
+        A = (Q * torch.linspace(0.0, 2.0, 40, dtype=torch.float64)) @ Q.T
+        A = ((A + A.T) / 2).float()
+        f = lambda z, A=A: 0.5 * z @ (A @ z)  # noqa: E731
+        c = certify(f, torch.zeros(40), eps=1e-6, tau=0.0, tol=1e-6, seed=seed)
+        assert c.kind == "degenerate", (seed, c.summary())
+        r = has_negative_curvature(DenseOperator(A), tau=0.0, tol=1e-6, seed=seed)
+        assert r.negative is False, (seed, r.lambda_min)
+    # a real negative eigenvalue well above float32's rounding is still a proven saddle
+    A = torch.diag(torch.tensor([-1e-3, 0.5, 2.0]))
+    c = certify(lambda z: 0.5 * z @ (A @ z), torch.zeros(3), eps=1e-6, tau=0.0, tol=1e-6)
+    assert c.kind == "saddle"

@@ -138,3 +138,17 @@ def test_non_finite_products_raise_divergence_error(op):
 
     with pytest.raises(DivergenceError, match=r"spectral_density.*not finite"):
         spectral_density(op, num_probes=2, lanczos_steps=4, seed=0)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_runs_are_not_closed_after_one_step(dtype):
+    """The closure test was β ≤ 10·n·eps·scale: ≥ scale for float16 at n ≈ 100 (float32 at
+    n ≈ 1e6, a network's size), so every probe stopped after one product and the density
+    was a single node at the mean (λ_min = λ_max = 2.97 for a spectrum in [−1.96, 7.99])."""
+    g = torch.Generator().manual_seed(0)
+    ev = torch.rand(200, generator=g, dtype=torch.float64) * 10 - 2
+    d = spectral_density(torch.diag(ev).to(dtype), num_probes=2, lanczos_steps=20, seed=0)
+    assert d.hvps == 40 and bool((d.weights > 0).sum(dim=1).eq(20).all())
+    assert d.lambda_min == pytest.approx(float(ev.min()), abs=0.1)
+    assert d.lambda_max == pytest.approx(float(ev.max()), abs=0.1)
+    assert d.moment(2) == pytest.approx(float((ev**2).mean()), rel=0.05)

@@ -178,3 +178,86 @@ def test_bad_tolerance_and_budget_spend_nothing(kwargs, name):
     with pytest.raises(ConfigError, match=name):
         lanczos(op, **kwargs)
     assert op.hvps == 0
+
+
+@pytest.mark.parametrize("case", ["float64 operator, float32 v0", "float32 operator"])
+@pytest.mark.parametrize(("which", "want"), [("smallest", -2.0), ("largest", 3.0)])
+def test_a_start_that_is_an_eigenvector_up_to_rounding_is_not_the_answer(case, which, want):
+    """v0 = a bulk eigenvector rounded to float32 (or exact for a float32 operator) couples
+    to the rest of the space only by rounding, so its own Ritz pair converged at once:
+    before, λ = −0.59 was returned as converged for both ends (26 of 40 seeded runs)."""
+    for seed in range(5):
+        gen = torch.Generator().manual_seed(seed)
+        Q, _ = torch.linalg.qr(torch.randn(50, 50, generator=gen, dtype=torch.float64))
+        ev = torch.linspace(-1.0, 1.0, 50, dtype=torch.float64)
+        ev[0], ev[-1] = -2.0, 3.0
+        A = (Q * ev) @ Q.T
+        A = (A + A.T) / 2
+        if case == "float32 operator":
+            op, v0, tol = DenseOperator(A.float()), torch.linalg.eigh(A.float())[1][:, 10], 1e-6
+        else:
+            op, v0, tol = DenseOperator(A), Q[:, 10].float(), 1e-8
+        r = lanczos(op, k=1, which=which, tol=tol, seed=seed, v0=v0)
+        assert r.converged and abs(float(r.eigenvalues[0]) - want) < 1e-4, (seed, r)
+        assert r.hvps == op.hvps
+
+
+@pytest.mark.parametrize(
+    ("dtype", "tol"), [(torch.float32, 1e-10), (torch.float16, 1e-6), (torch.bfloat16, 1e-4)]
+)
+def test_a_tolerance_finer_than_the_products_is_refused(dtype, tol):
+    """Before, a float16 operator at tol=1e-6 returned converged=True with residuals of
+    2e-6 (true 3e-4) and λ 1.5e-4 off, bfloat16 1e-3 off, float32 at 1e-10 1e-8 off."""
+    from saddlescape.curvature import certify, has_negative_curvature
+
+    gen = torch.Generator().manual_seed(0)
+    A = random_symmetric(spectrum("random", 40, gen), gen).to(dtype)
+    op = DenseOperator(A)
+    with pytest.raises(ConfigError, match=f"below what {dtype} products can resolve"):
+        lanczos(op, k=1, which="both", tol=tol, seed=0)
+    with pytest.raises(ConfigError, match="below what"):
+        has_negative_curvature(op, tau=0.1, tol=tol, seed=0)
+    assert op.hvps == 0
+    x = torch.zeros(40, dtype=dtype)
+    with pytest.raises(ConfigError, match="below what"):
+        certify(lambda z: 0.5 * z @ (A @ z), x, eps=1e-3, tau=0.1, tol=tol)
+    r = lanczos(op, k=1, which="both", tol=1e-3, seed=0)  # the default tolerance passes
+    exact = torch.linalg.eigvalsh(A.double())
+    assert r.converged
+    assert float((r.eigenvalues - exact[[0, -1]]).abs().max()) <= 1e-3 * float(exact.abs().max())
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-6, 1e-10])
+def test_a_start_orthogonal_to_the_wanted_end_still_finds_it(tol):
+    """A diagonal (separable) Hessian and a v0 with exact zeros at both ends: every product
+    keeps the zeros, so the Krylov space never held λ_max = 3 or λ_min = −2. Before, λ =
+    ±0.999 came back converged (n = 2000), and has_negative_curvature said False for τ =
+    1.5 (the true λ_min is −2)."""
+    from saddlescape.curvature import has_negative_curvature
+
+    n = 2000
+    d = torch.linspace(-1.0, 1.0, n, dtype=torch.float64)
+    d[0], d[-1] = -2.0, 3.0
+    v0 = torch.ones(n, dtype=torch.float64)
+    v0[0] = v0[-1] = 0.0
+
+    class Diagonal:
+        shape, dtype = (n, n), torch.float64
+
+        def matvec(self, v):
+            return d * v
+
+    r = lanczos(Diagonal(), k=1, which="both", tol=tol, seed=0, v0=v0)
+    assert r.converged
+    assert r.eigenvalues.tolist() == pytest.approx([-2.0, 3.0], abs=max(3 * tol, 1e-8))
+    neg = has_negative_curvature(Diagonal(), tau=1.5, tol=max(tol, 1e-8), seed=0, v0=v0)
+    assert neg.negative is True
+
+
+def test_a_warm_start_that_is_the_answer_stays_cheap():
+    gen = torch.Generator().manual_seed(2)
+    A = random_symmetric(spectrum("random", 80, gen), gen)
+    for tol in (1e-3, 1e-6):
+        cold = lanczos(DenseOperator(A), k=1, tol=tol, seed=7)
+        warm = lanczos(DenseOperator(A), k=1, tol=tol, seed=3, v0=cold.eigenvectors[:, 0])
+        assert warm.converged and warm.hvps <= 3 and warm.hvps < cold.hvps / 5

@@ -91,3 +91,22 @@ def test_a_product_costs_the_arithmetic_of_three_gradients_and_a_block_shares_it
     one, four = flops(lambda: op.matvec(V[:, 0])), flops(lambda: op.matmat(V))
     assert 2.5 <= one / gradient <= 3.1
     assert 2.5 <= four / one <= 3.1
+
+
+def test_power_smoothness_and_certificates_count_their_passes():
+    """Before, power_iteration reported passes=0 after 19 passes, and the smoothness and
+    certificate results had no count of passes at all."""
+    from saddlescape.curvature import certify, has_negative_curvature, power_iteration, smoothness
+
+    runs = {
+        "power": lambda op: power_iteration(op, tol=1e-6, seed=0),
+        "smoothness": lambda op: smoothness(op, tol=1e-6),
+        "certify": lambda op: certify(op, eps=1e10, tau=1e-3),
+        "negative": lambda op: has_negative_curvature(op, tau=1e-3, seed=0),
+    }
+    for name, run in runs.items():
+        op = _operator("double_backward")
+        passes0, hvps0 = op.passes, op.hvps
+        result = run(op)
+        assert result.passes == op.passes - passes0 > 0, name
+        assert result.hvps == op.hvps - hvps0, name

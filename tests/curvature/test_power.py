@@ -24,3 +24,18 @@ def test_budget_and_determinism():
     b = power_iteration(DenseOperator(A), tol=1e-10, max_hvps=20, seed=3)
     assert not a.converged and a.hvps == 20
     assert torch.equal(a.eigenvalues, b.eigenvalues)
+
+
+@pytest.mark.parametrize("tol", [1e-3, 1e-8])
+def test_a_start_at_another_eigenvector_is_left(tol):
+    """Before, v0 = the eigenvector of −0.59 gave λ = −0.59, converged, after one product
+    (the dominant eigenvalue is 3). A warm start at the answer stays cheap."""
+    g = torch.Generator().manual_seed(0)
+    Q, _ = torch.linalg.qr(torch.randn(50, 50, dtype=torch.float64, generator=g))
+    ev = torch.linspace(-1.0, 1.0, 50, dtype=torch.float64)
+    ev[0], ev[-1] = -2.0, 3.0
+    op = DenseOperator((Q * ev) @ Q.T)
+    r = power_iteration(op, v0=Q[:, 10], tol=tol, seed=0)
+    assert r.converged and r.eigenvalue == pytest.approx(3.0, abs=10 * tol)
+    warm = power_iteration(op, v0=Q[:, -1], tol=tol, seed=1)
+    assert warm.converged and warm.hvps <= 10 and warm.eigenvalue == pytest.approx(3.0, abs=tol)

@@ -299,6 +299,7 @@ def spectrum_command(
     """Hessian spectral density at a point (stochastic Lanczos quadrature), plotted."""
     from ..curvature import HessianOperator, lanczos
     from ..curvature.density import plot_spectral_density, spectral_density
+    from ..curvature.lanczos import precision_floor
 
     flags = {"--dim": dim, "--set": set_, "--at": at, "--at-critical": at_critical}
     problem, user = _source(problem_name, model, model_arg, mode, flags)
@@ -323,7 +324,8 @@ def spectrum_command(
         point, plot_title = _model_point(op), f"{user.stem} ({op.mode} mode)"
     show = _show_progress(progress)
     density = spectral_density(op, num_probes=probes, lanczos_steps=steps, seed=seed, progress=show)
-    ext = lanczos(op, k=1, which="both", tol=1e-8, seed=seed, progress=show)
+    tol = max(1e-8, precision_floor(op.dtype))  # what float16/bfloat16 products resolve
+    ext = lanczos(op, k=1, which="both", tol=tol, seed=seed, progress=show)
     lmin, lmax = float(ext.eigenvalues[0]), float(ext.eigenvalues[-1])
     fig = plot_spectral_density(density, mark=(lmin, lmax), sigma=sigma, log=log)
     fig.axes[0].set_title(plot_title, fontsize="small")
@@ -346,8 +348,10 @@ def spectrum_command(
 
 def _print_layers(op: Any, out: Path, seed: int, show: bool) -> None:
     from ..curvature import layer_spectra, plot_layer_spectra
+    from ..curvature.lanczos import precision_floor
 
-    spectra = layer_spectra(op, "module", tol=1e-6, seed=seed, progress=show)
+    tol = max(1e-6, precision_floor(op.dtype))  # what float16/bfloat16 products resolve
+    spectra = layer_spectra(op, "module", tol=tol, seed=seed, progress=show)
     where = out.with_name(f"{out.stem}-layers{out.suffix}")
     save_figure(plot_layer_spectra(spectra), where, dpi=120)
     t = Table(title="diagonal blocks of the Hessian, one per module", title_justify="left")

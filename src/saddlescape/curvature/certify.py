@@ -24,6 +24,12 @@ arXiv 1703.00887, Definition 4: an ε-second-order stationary point has
                     ``x³ − 3xy²`` at 0, or ``x² + y⁴`` at 0: a minimum it cannot prove)
 ==================  ============================================================
 
+The comparisons with ``±τ`` hold up to rounding (``1e-13·‖H‖``, or the eps of the
+operator's dtype times ``‖H‖`` if coarser: 1.2e-7 for float32): an extreme eigenvalue
+equal to ``−τ`` or ``τ`` within it — ``τ = 0`` at a point with an exactly flat
+direction — is "degenerate", never a strict saddle or minimum decided by the sign of a
+rounding error.
+
 "not stationary" and "saddle" are always decided: the gradient is computed exactly, and a
 strict saddle is proven by interlacing (below) even when the budget runs out. "degenerate"
 is reserved for points where no eigenvalue decides: none below ``−τ``, and not all above
@@ -65,7 +71,7 @@ import torch
 
 from ..errors import ConfigError, CurvatureError, check_int, check_positive
 from ._progress import CurvatureProgress
-from .lanczos import lanczos
+from .lanczos import check_tolerance, lanczos
 from .operators import HessianOperator
 
 __all__ = [
@@ -101,7 +107,8 @@ class NegativeCurvature:
     ``negative`` is True when proven (a Ritz value below ``−τ``, which bounds ``λ_min`` from
     above), False when Lanczos converged with every Ritz value ``≥ −τ`` (up to its tolerance),
     and None when the budget ran out undecided. ``lambda_min`` is the smallest Ritz value,
-    ``residual`` its residual, ``direction`` its unit Ritz vector (float64) when negative.
+    ``residual`` its residual, ``direction`` its unit Ritz vector (float64) when negative;
+    ``hvps``, ``passes`` (over the data) and ``seconds`` the cost.
     """
 
     negative: bool | None
@@ -111,6 +118,7 @@ class NegativeCurvature:
     direction: torch.Tensor | None
     hvps: int
     seconds: float
+    passes: int = 0
 
 
 def has_negative_curvature(
@@ -135,12 +143,14 @@ def has_negative_curvature(
     t0 = time.perf_counter()
     tau = check_positive("tau", tau, allow_zero=True)
     tol, max_hvps = _check_budget(tol, max_hvps)
+    check_tolerance(tol, op)
+    dtype = getattr(op, "dtype", torch.float64)
     seen = [0.0]  # the largest scale estimate seen by ``stop``
 
     def stop(theta: torch.Tensor, res: torch.Tensor, scale: float) -> bool:
         seen[0] = max(seen[0], scale)
         i = int(torch.argmin(theta))
-        if float(theta[i]) < -tau:
+        if float(theta[i]) < -tau - _rounding(scale, dtype):
             return True
         return _settled(float(theta[i]), float(res[i]), (-tau,), tol, scale)
 
@@ -159,7 +169,7 @@ def has_negative_curvature(
     lam, res = float(r.eigenvalues[0]), float(r.residuals[0])
     # ``stop`` is not consulted at the step that spends the budget: judge the final Ritz pair
     # here (with a scale ≤ the true estimate, so at most stricter than ``stop``)
-    if lam < -tau:
+    if lam < -tau - _rounding(max(seen[0], abs(lam)), dtype):
         negative: bool | None = True
     elif r.converged or _settled(lam, res, (-tau,), tol, max(seen[0], abs(lam))):
         negative = False
@@ -173,6 +183,7 @@ def has_negative_curvature(
         direction=r.eigenvectors[:, 0].clone() if negative else None,
         hvps=r.hvps,
         seconds=time.perf_counter() - t0,
+        passes=r.passes,
     )
 
 
@@ -188,8 +199,9 @@ class Certificate:
     estimated) the thresholds; ``rho_estimated`` True when ρ was not given but estimated
     here (:func:`~saddlescape.curvature.hessian_lipschitz`, and ``τ = √(ρ̂ε)``);
     ``converged`` False when the HVP budget ran out before the curvature question was decided
-    (the kind is then "undecided" or "not stationary"); ``hvps`` and ``seconds`` the cost
-    (the gradient not included; the ρ estimate included); ``value`` ``f`` at the point.
+    (the kind is then "undecided" or "not stationary"); ``hvps``, ``passes`` (over the data)
+    and ``seconds`` the cost (the gradient not included; the ρ estimate's products included,
+    its passes at other points not); ``value`` ``f`` at the point.
     """
 
     kind: str
@@ -207,6 +219,7 @@ class Certificate:
     seconds: float
     value: float | None = None
     rho_estimated: bool = False
+    passes: int = 0
 
     @property
     def positive_curvature(self) -> bool:
@@ -234,14 +247,23 @@ class Certificate:
         )
 
 
+def _rounding(scale: float, dtype: torch.dtype = torch.float64) -> float:
+    """The rounding level of Ritz values from products in ``dtype`` on a spectrum of scale
+    ``scale``: Ritz values within it of a threshold are on it (interlacing holds up to
+    rounding only, so a Ritz value ``1e-16`` below ``−τ`` proves nothing about ``λ_min``,
+    nor one ``3e-8`` below it from float32 products)."""
+    return max(1e-13, torch.finfo(dtype).eps) * max(scale, 1e-300)
+
+
 def _settled(
     theta: float, res: float, thresholds: tuple[float, ...], tol: float, scale: float
 ) -> bool:
     """Is the Ritz value ``theta`` (residual ``res``) accurate enough to place its eigenvalue
     relative to each threshold? Needs ``res ≤ tol·scale`` and ``res ≤ ½·|theta − t|`` for
     every threshold ``t`` (the residual bounds the eigenvalue error), so a tolerance that is
-    loose compared with ``τ`` cannot flip a decision."""
-    floor = 1e-13 * max(scale, 1e-300)
+    loose compared with ``τ`` cannot flip a decision. A value within rounding of a threshold
+    settles (no more products can move it) and is classified as on it."""
+    floor = _rounding(scale)
     return res <= tol * scale and all(res <= max(0.5 * abs(theta - t), floor) for t in thresholds)
 
 
@@ -254,18 +276,24 @@ def _tau(eps: float, rho: float | None, tau: float | None) -> tuple[float, float
     return check_positive("tau", tau, allow_zero=True), None  # type: ignore[arg-type]
 
 
-def classify(grad_norm: float, lambda_min: float, lambda_max: float, eps: float, tau: float) -> str:
-    """The certificate kind for these numbers, taken as exact (the table in the module
-    docstring; never "undecided", which :func:`certify` reports when the numbers are only
-    bounds)."""
+def classify(
+    grad_norm: float,
+    lambda_min: float,
+    lambda_max: float,
+    eps: float,
+    tau: float,
+    margin: float = 0.0,
+) -> str:
+    """The certificate kind for these numbers, taken as exact up to ``margin`` (the table in
+    the module docstring; never "undecided", which :func:`certify` reports when the numbers
+    are only bounds). An eigenvalue within ``margin`` of ``±τ`` counts as on the threshold,
+    so it proves neither a strict saddle (``λ_min < −τ``) nor a minimum (``λ_min > τ``)."""
     if not grad_norm <= eps:
         return "not stationary"
-    if lambda_min < -tau <= lambda_max:
-        return "saddle"
-    if lambda_min > tau:
+    if lambda_min < -tau - margin:
+        return "maximum" if lambda_max < -tau - margin else "saddle"
+    if lambda_min > tau + margin:
         return "minimum"
-    if lambda_max < -tau:
-        return "maximum"
     return "degenerate"
 
 
@@ -322,8 +350,9 @@ def certify(
         raise CurvatureError(
             f"certify needs a function or a HessianOperator, got {type(f).__name__}"
         )
+    check_tolerance(tol, op)
     grad_norm = float(torch.linalg.vector_norm(op.gradient().double()))
-    hvps0 = op.hvps
+    hvps0, passes0 = op.hvps, op.passes
     extra = 0
     if estimate:
         from .smoothness import hessian_lipschitz
@@ -334,7 +363,7 @@ def certify(
         tau_ = math.sqrt(rho_ * eps)
 
     def decided(lo: float, r_lo: float, hi: float, r_hi: float, scale: float) -> bool:
-        if lo < -tau_ <= hi:
+        if lo < -tau_ - _rounding(scale, op.dtype) and -tau_ <= hi:
             return True  # a strict saddle, proven by interlacing
         return all(_settled(t, r, (-tau_, tau_), tol, scale) for t, r in ((lo, r_lo), (hi, r_hi)))
 
@@ -359,8 +388,10 @@ def certify(
     # ``stop`` is not consulted at the step that spends the budget, so judge the final Ritz
     # pairs here; the extreme Ritz values are the largest in magnitude, so the scale
     # estimate is exactly max(|lmin|, |lmax|)
-    done = r.converged or decided(lmin, rmin, lmax, rmax, max(abs(lmin), abs(lmax)))
-    kind = classify(grad_norm, lmin, lmax, eps, tau_)
+    scale = max(abs(lmin), abs(lmax))
+    done = r.converged or decided(lmin, rmin, lmax, rmax, scale)
+    margin = _rounding(scale, op.dtype)
+    kind = classify(grad_norm, lmin, lmax, eps, tau_, margin)
     if not done and kind != "not stationary":
         kind = "undecided"  # a saddle is always decided; the other kinds need convergence
     return Certificate(
@@ -371,7 +402,9 @@ def certify(
         eps=eps,
         tau=tau_,
         rho=rho_,
-        negative_curvature_direction=r.eigenvectors[:, 0].clone() if lmin < -tau_ else None,
+        negative_curvature_direction=(
+            r.eigenvectors[:, 0].clone() if lmin < -tau_ - margin else None
+        ),
         residual_min=rmin,
         residual_max=rmax,
         converged=done,
@@ -379,6 +412,7 @@ def certify(
         seconds=time.perf_counter() - t0,
         value=op.loss(),
         rho_estimated=estimate,
+        passes=op.passes - passes0,
     )
 
 

@@ -201,7 +201,12 @@ def _block_lanczos_tridiag(
         scale = torch.maximum(scale, alpha[k].abs() + bf)
         if k == m - 1:
             break
-        closed = active & (bf <= 10 * n * eps * torch.clamp(scale, min=1e-300))
+        # Closed: β at the rounding of one product (a few eps of the operator's dtype times
+        # ‖H‖). Not n·eps, a worst case of dot products that reached ‖H‖ itself for float32
+        # at n ≈ 1e6 or float16 at n ≈ 100, closing every probe after one step: the density
+        # was one node at the mean. A closure missed costs nothing: the next directions are
+        # rounding, coupled by β ≈ 0, and their nodes get weights ≈ 0.
+        closed = active & (bf <= 4 * eps * torch.clamp(scale, min=1e-300))
         for j in closed.nonzero().flatten().tolist():
             steps[j] = k + 1
             beta[k, j] = 0.0

@@ -41,7 +41,9 @@ def power_iteration(
 
     Stops when ``‖H v − θ v‖ ≤ tol·|θ|`` (``tol ≥ 0``) or after ``max_hvps`` (≥ 1) products
     (``converged=False`` then). The returned eigenvector is the unit ``v`` whose residual is
-    reported. ``seed`` fixes the random start; ``v0`` warm-starts.
+    reported. ``seed`` fixes the random start; ``v0`` warm-starts (with a trace of a random
+    vector, ``min(1e-3, max(tol, 1e-6))`` of it, so that a ``v0`` that is another
+    eigenvector is left).
     """
     t0 = time.perf_counter()
     n = _validate(op)
@@ -59,7 +61,16 @@ def power_iteration(
     if not nv > 0 or nv == float("inf"):
         raise CurvatureError("v0 must be a finite, non-zero vector")
     v = v / nv
+    if v0 is not None:
+        # v0 may be an eigenvector of a smaller eigenvalue (or orthogonal to the dominant
+        # one): power iteration would stay there, "converged" (λ = −0.59 for 3 after one
+        # product). A trace of a random vector, at the tolerance's level, lets the dominant
+        # direction grow in; a v0 that is the answer still converges at once.
+        r = torch.randn(n, generator=gen, dtype=torch.float64).to(device)
+        v = v + min(1e-3, max(tol, 1e-6)) * r / torch.linalg.vector_norm(r)
+        v = v / torch.linalg.vector_norm(v)
     theta, res, hvps, converged = 0.0, float("inf"), 0, False
+    passes0 = getattr(op, "passes", 0)
     while hvps < max_hvps:
         w = _apply(op, v[:, None])[:, 0]
         hvps += 1
@@ -82,4 +93,5 @@ def power_iteration(
         seconds=time.perf_counter() - t0,
         iterations=hvps,
         error_bounds=torch.tensor([res], dtype=torch.float64),
+        passes=getattr(op, "passes", 0) - passes0,
     )

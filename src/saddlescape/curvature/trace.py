@@ -34,7 +34,12 @@ class TraceResult:
     """A trace estimate with its standard error and cost.
 
     ``estimate ± 2·std_error`` is a ≈95% confidence interval (the estimate is a mean of
-    independent probe values; for Hutch++ conditional on the sketch).
+    independent probe values; for Hutch++ conditional on the sketch) — a normal
+    approximation that covers less with few, skewed probe values: over 100–200 seeds,
+    Hutchinson with 10 probes on a rank-one matrix covered the trace 81 % of the time, and
+    Hutch++ with 12 products (4 probes) on a spectrum of 5 outliers (1000, 10, 1, 1, 1) over
+    1e-6 covered it 72 % (93 % with 30 products). Where the sketch captures everything but
+    rounding, ``std_error`` (~1e-13) leaves out the rounding of the exact part (~1e-12).
     """
 
     estimate: float
@@ -104,16 +109,30 @@ def trace(
 
 
 def _hutchinson_values(
-    A: _CountingOperator, m: int, gen: torch.Generator, basis: torch.Tensor | None
+    A: _CountingOperator,
+    m: int,
+    gen: torch.Generator,
+    basis: torch.Tensor | None,
+    basis_image: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The ``m`` probe values ``z̃ᵀ A z̃`` with ``z̃ = (I − QQᵀ) z`` (``Q = basis``), float64."""
+    """The ``m`` probe values ``z̃ᵀ A z̃`` with ``z̃ = (I − QQᵀ) z`` (``Q = basis``, float64,
+    and ``basis_image = A Q``).
+
+    Only the Rademacher ``z`` are multiplied (exact in every dtype), and the projection is
+    expanded in float64: ``z̃ᵀAz̃ = zᵀAz − 2 (Qᵀz)ᵀ Qᵀ(Az) + (Qᵀz)ᵀ (QᵀAQ) (Qᵀz)``. Rounding
+    ``z̃`` to bfloat16 before the product biased Hutch++ by 3–6e-4 of the trace (6 to 10
+    standard errors), and summing in float16 overflowed past 65504 (n = 1e5)."""
     out = []
+    QAQ = None if basis is None else basis.T @ basis_image
     for start in range(0, m, _BLOCK):
         Z = rademacher((A.n, min(_BLOCK, m - start)), gen, A)
+        AZ = A.matmat(Z).to(torch.float64)
+        Z = Z.to(torch.float64)
+        values = (Z * AZ).sum(dim=0)
         if basis is not None:
-            Z = Z - basis @ (basis.T @ Z)
-        AZ = A.matmat(Z)
-        out.append((Z * AZ).sum(dim=0).to(torch.float64))
+            C = basis.T @ Z
+            values = values - 2 * (C * (basis.T @ AZ)).sum(dim=0) + (C * (QAQ @ C)).sum(dim=0)
+        out.append(values)
     return torch.cat(out)
 
 
@@ -122,8 +141,11 @@ def _hutch_plus_plus(
 ) -> tuple[float, torch.Tensor]:
     k = min(m // 3, A.n)
     S = rademacher((A.n, k), gen, A)
-    Q, _ = torch.linalg.qr(A.matmat(S))
-    exact = float(torch.trace(Q.T @ A.matmat(Q)).to(torch.float64))
+    # the sketch's basis in float64: torch has no QR in float16/bfloat16 (a raw
+    # NotImplementedError from the default method before)
+    Q, _ = torch.linalg.qr(A.matmat(S).to(torch.float64))
+    AQ = A.matmat(Q.to(A.dtype)).to(torch.float64)
+    exact = float(torch.trace(Q.T @ AQ))
     if k >= A.n:  # Q spans everything: the trace is exact
         return exact, torch.empty(0, dtype=torch.float64)
-    return exact, _hutchinson_values(A, m - 2 * k, gen, basis=Q)
+    return exact, _hutchinson_values(A, m - 2 * k, gen, basis=Q, basis_image=AQ)

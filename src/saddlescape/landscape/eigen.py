@@ -34,7 +34,7 @@ def eigen_directions(
     center: torch.Tensor | None = None,
     *,
     which: str = "both",
-    tol: float = 1e-10,
+    tol: float | None = None,
     max_hvps: int | None = None,
     seed: int = 0,
     progress: bool = False,
@@ -45,10 +45,12 @@ def eigen_directions(
 
     ``target``: a :class:`~saddlescape.problems.Problem`, a :class:`LossTarget` or a
     symmetric operator (e.g. :class:`~saddlescape.curvature.HessianOperator`, then
-    ``center`` is ignored). ``tol`` is Lanczos' relative residual tolerance; ``values``
-    of the result are the Ritz values (the eigenvalues to within the residuals).
+    ``center`` is ignored). ``tol`` is Lanczos' relative residual tolerance (default 1e-10,
+    or the finest the operator's dtype resolves, ``eps/8``, if coarser); ``values`` of the
+    result are the Ritz values (the eigenvalues to within the residuals).
     """
     from ..curvature import lanczos
+    from ..curvature.lanczos import precision_floor
 
     t0 = time.perf_counter()
     if which not in ("both", "largest", "smallest"):
@@ -65,6 +67,8 @@ def eigen_directions(
     n = op.shape[0]
     if which == "both" and n < 2:
         raise ConfigError("two eigen directions need dimension >= 2")
+    if tol is None:
+        tol = max(1e-10, precision_floor(getattr(op, "dtype", torch.float64)))
     res = lanczos(op, k=1, which=which, tol=tol, max_hvps=max_hvps, seed=seed, progress=progress)
     vals, vecs = res.eigenvalues.to(torch.float64), res.eigenvectors.to(torch.float64)
     order = [vals.numel() - 1, 0] if which == "both" else [0]
