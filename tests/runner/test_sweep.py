@@ -262,3 +262,28 @@ def test_a_sweep_whose_executor_fails_to_start_keeps_the_latest_sweep(tmp_path):
     with Store(tmp_path) as store:  # a fully stored plan becomes the latest at once
         assert store.latest_sweep("toy_quadratic") == other.keys
         assert store.count("toy_quadratic") == 2
+
+
+@pytest.mark.parametrize(
+    ("executor", "workers", "message"),
+    [
+        ("process", 0, "workers must be >= 1, got 0"),
+        ("process", -1, "workers must be >= 1, got -1"),
+        ("ray", 0, "workers must be >= 1, got 0"),
+        ("sequential", 4, "sequential executor runs one at a time, got 4"),
+    ],
+)
+def test_bad_workers_are_refused_when_every_run_is_stored(tmp_path, executor, workers, message):
+    """A rerun that has nothing left to run needs no executor; its bad --workers used to be
+    accepted silently (exit 0), so the same command failed or not depending on the store."""
+    sweep = {"overrides": {"dim": 4, "steps": 2}, "grid": {"seed": [0]}}
+    run_sweep("toy_quadratic", store=tmp_path, progress=False, **sweep)
+    with pytest.raises(ConfigError, match=message):
+        run_sweep(
+            "toy_quadratic",
+            store=tmp_path,
+            executor=executor,
+            workers=workers,
+            progress=False,
+            **sweep,
+        )

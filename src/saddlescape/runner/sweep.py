@@ -28,7 +28,7 @@ from typing import Any
 from ..errors import ConfigError
 from ..experiments import Experiment, get
 from .config import MAX_RUNS
-from .executors import Executor, SequentialExecutor, check_address, make_executor
+from .executors import Executor, SequentialExecutor, check_executor, make_executor
 from .store import Store
 from .worker import RunResult, RunSpec, execute_run
 
@@ -263,7 +263,7 @@ def run_sweep(
     """
     t0 = time.perf_counter()
     if isinstance(executor, str):
-        check_address(executor, address)
+        check_executor(executor, workers, address)
     specs = plan_sweep(experiment, overrides=overrides, grid=grid, quick=quick)
     name = specs[0].experiment
     owns_store = not isinstance(store, Store)
