@@ -104,3 +104,34 @@ def test_bad_input_is_one_line_naming_it_and_exit_2(tmp_path, capsys, argv, mess
 def test_runs_without_results(tmp_path, capsys):
     rc, _, err = _run(capsys, "runs", "--out", str(tmp_path / "none"))
     assert rc == 2 and "no results in" in err
+
+
+def test_report_names_stored_runs_it_has_no_experiment_for_and_takes_module(
+    tmp_path, capsys, monkeypatch
+):
+    """Runs of a user experiment (``run --module``) were left out of ``report`` without a
+    word (every registered experiment read "no stored runs"), ``report`` had no --module to
+    register it, and its table counted failed runs in one total with the analyzed ones."""
+    from saddlescape.experiments import registry
+
+    out = str(tmp_path / "res")
+    argv = ("--set", "dim=4", "--set", "steps=3", "--set", "fail_seed=1", "--seeds", "3")
+    rc, _, _ = _run(capsys, "run", "toy_quadratic", *argv, "--out", out, "--no-progress")
+    assert rc == 1  # seed 1 failed
+    monkeypatch.delitem(registry._REGISTRY, "toy_quadratic")  # a fresh process: not registered
+
+    rc, _, err = _run(capsys, "report", "--out", out, "--to", str(tmp_path / "page"))
+    assert rc == 0
+    assert "3 stored run(s) of experiment 'toy_quadratic' are not in the report" in err
+    assert "--module" in err
+
+    (tmp_path / "report_module_toys.py").write_text(
+        "import runner_toys\nrunner_toys.register_toys()\n"
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    rc, text, err = _run(
+        capsys, "report", "--out", out, "--to", str(tmp_path / "page"),
+        "--module", "report_module_toys", "--only", "toy_quadratic",
+    )  # fmt: skip
+    assert rc == 0, err
+    assert "toy_quadratic  2 (+1 failed)" in text

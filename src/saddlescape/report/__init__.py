@@ -8,6 +8,7 @@ from .html import (
     open_store,
     render_html,
     store_notes,
+    unregistered_notes,
     write_report,
 )
 
@@ -17,5 +18,6 @@ __all__ = [
     "open_store",
     "render_html",
     "store_notes",
+    "unregistered_notes",
     "write_report",
 ]

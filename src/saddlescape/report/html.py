@@ -86,6 +86,22 @@ def store_notes(store: Any) -> list[str]:
     return [*getattr(store, "notes", []), *describe_skipped(getattr(store, "skipped", {}))]
 
 
+def unregistered_notes(store: Any) -> list[str]:
+    """One line per experiment with stored runs that is not registered in this process:
+    the report has no analysis for it and leaves it out, which must not go unsaid (a
+    user experiment registered by ``run --module`` is registered again by ``report
+    --module``)."""
+    if not hasattr(store, "experiments"):
+        return []
+    known = set(experiment_names())
+    return [
+        f"{n} stored run(s) of experiment {name!r} are not in the report: no experiment of "
+        "that name is registered (import the module that registers it with --module)"
+        for name, n in sorted(store.experiments().items())
+        if name not in known
+    ]
+
+
 def build_sections(
     store_or_dir: Any, experiments: Sequence[str] | None = None, *, all_runs: bool = False
 ) -> list[ExperimentSection]:
@@ -167,6 +183,8 @@ def write_report(
     try:
         sections = build_sections(store, experiments, all_runs=all_runs)
         notes = store_notes(store)
+        if experiments is None:
+            notes += unregistered_notes(store)
         revisions = store_revisions(store)
     finally:
         if store is not store_or_dir:

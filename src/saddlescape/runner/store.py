@@ -375,6 +375,12 @@ class Store:
             rows = self._query("SELECT key, status FROM runs WHERE experiment = ?", (experiment,))
         return dict(rows)
 
+    def experiments(self) -> dict[str, int]:
+        """``{experiment name: number of stored runs}``, whatever the registry of this
+        process holds (a report uses it to name stored runs it has no analysis for)."""
+        rows = self._query("SELECT experiment, count(*) FROM runs GROUP BY experiment")
+        return {str(name): int(n) for name, n in rows}
+
     def count(self, experiment: str | None = None, status: str | None = None) -> int:
         """Number of stored runs (of one experiment, with one status)."""
         where, params = _where(experiment, status)
