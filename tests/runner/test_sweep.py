@@ -287,3 +287,17 @@ def test_bad_workers_are_refused_when_every_run_is_stored(tmp_path, executor, wo
             progress=False,
             **sweep,
         )
+
+
+def test_a_run_that_calls_sys_exit_fails_alone_and_the_sweep_goes_on(tmp_path):
+    """sys.exit(0) in one run used to end the whole sweep (the CLI with exit status 0, no
+    summary): the runs after it never ran and nothing said so."""
+    summary = run_sweep(
+        runner_toys.ToyExit, grid={"seed": [0, 1, 2, 3]}, store=tmp_path, progress=False
+    )
+    assert (summary.ok, summary.failed) == (3, 1)
+    [(key, error)] = summary.failures
+    assert error == "SystemExit: the run called sys.exit(0)"
+    with Store(tmp_path) as store:
+        assert store.statuses("toy_exit")[key] == "failed"
+        assert store.count("toy_exit", "ok") == 3
