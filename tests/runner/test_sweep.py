@@ -301,3 +301,26 @@ def test_a_run_that_calls_sys_exit_fails_alone_and_the_sweep_goes_on(tmp_path):
     with Store(tmp_path) as store:
         assert store.statuses("toy_exit")[key] == "failed"
         assert store.count("toy_exit", "ok") == 3
+
+
+def test_a_run_too_large_to_store_fails_alone_and_the_sweep_goes_on(tmp_path):
+    """A run whose arrays exceed SQLite's largest value (1 GB; lowered here) used to end the
+    sweep with 'string or blob too big', and every rerun stopped at the same run."""
+    import sqlite3
+
+    with Store(tmp_path) as store:
+        store._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_500)
+        summary = run_sweep(
+            "toy_quadratic",
+            overrides={"dim": 4},
+            grid={"steps": [5, 300], "seed": [0]},  # arrays of 0.6 kB and 1.8 kB
+            store=store,
+            progress=False,
+        )
+        assert (summary.ok, summary.failed) == (1, 1)
+        [(key, error)] = summary.failures
+        assert error.startswith(f"RunTooLargeError: run {key}: its arrays take ")
+        assert "more than the 1,500 bytes one stored value may hold" in error
+        [row] = store.rows("toy_quadratic", "failed")
+        assert row["config"]["steps"] == 300 and row["metrics"] == {}
+        assert store.arrays(key) == {}

@@ -40,7 +40,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, OutputError, StoreError
+from ..errors import ConfigError, OutputError, RunTooLargeError, StoreError
 from ..experiments.base import RunRecord
 from .worker import RunResult
 
@@ -305,6 +305,7 @@ class Store:
         )
         blob = _encode_arrays(result.arrays) if result.status == "ok" else None
         self._check_writable()
+        self._check_fits(result.key, blob, row[5])
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -327,6 +328,20 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write run {result.key} to {self.path}: {_why(exc)}") from None
         return True
+
+    def _check_fits(self, key: str, blob: bytes | None, metrics: str) -> None:
+        """Raise :class:`RunTooLargeError` when the run's arrays or metrics exceed the
+        largest value SQLite stores (1 GB by default). SQLite would refuse it anyway, as a
+        StoreError that ends the sweep, and a rerun would stop at the same run every time;
+        told apart, the sweep stores the run as failed and goes on."""
+        limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+        for what, size in (("arrays", len(blob or b"")), ("metrics", len(metrics.encode()))):
+            if size > limit:
+                raise RunTooLargeError(
+                    f"run {key}: its {what} take {size:,} bytes in the store, more than the "
+                    f"{limit:,} bytes one stored value may hold (SQLite's limit); return "
+                    f"fewer or smaller {what} (e.g. every k-th step of a trajectory)"
+                )
 
     def _check_writable(self) -> None:
         if self.readonly:
