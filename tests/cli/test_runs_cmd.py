@@ -135,3 +135,27 @@ def test_report_names_stored_runs_it_has_no_experiment_for_and_takes_module(
     )  # fmt: skip
     assert rc == 0, err
     assert "toy_quadratic  2 (+1 failed)" in text
+
+
+def test_report_warns_when_a_resumed_sweep_pools_runs_of_two_code_versions(
+    tmp_path, capsys, monkeypatch
+):
+    """A sweep interrupted, then resumed after a code update keeps its earlier runs (same
+    config, same key): the report pooled both versions' numbers without a word."""
+    import saddlescape.runner.sweep as sweep_module
+
+    out = str(tmp_path / "res")
+    argv = ("run", "toy_quadratic", "--set", "dim=4", "--set", "steps=3", "--out", out)
+    monkeypatch.setattr(sweep_module, "git_revision", lambda: "1111111")
+    assert _run(capsys, *argv, "--seeds", "2", "--no-progress")[0] == 0  # "interrupted"
+    monkeypatch.setattr(sweep_module, "git_revision", lambda: "2222222")
+    assert _run(capsys, *argv, "--seeds", "3", "--no-progress")[0] == 0  # resumed: 1 new
+
+    rc, _, err = _run(capsys, "report", "--out", out, "--only", "toy_quadratic")
+    assert rc == 0
+    assert "toy_quadratic: the analyzed runs were computed by 2 versions of the code" in err
+    assert "2 run(s) by git 1111111" in err and "1 run(s) by git 2222222" in err
+    # one version: no note
+    rc, _, err = _run(capsys, *argv, "--seeds", "3", "--set", "lr=0.2", "--no-progress")
+    rc, _, err = _run(capsys, "report", "--out", out, "--only", "toy_quadratic")
+    assert rc == 0 and "versions of the code" not in err

@@ -222,7 +222,14 @@ def _write_report(
     """Read ``folder``'s store (read-only), analyze, write the report into ``to``; warn
     about stored rows that were skipped; a folder that cannot be written says so."""
     from ..fileio import check_writable
-    from ..report import build_sections, open_store, render_html, store_notes, unregistered_notes
+    from ..report import (
+        build_sections,
+        mixed_code_notes,
+        open_store,
+        render_html,
+        store_notes,
+        unregistered_notes,
+    )
     from ..report.html import store_revisions
 
     with open_store(folder) as store:
@@ -232,7 +239,7 @@ def _write_report(
             except OutputError as exc:
                 _unwritable(exc, elsewhere)
         sections = build_sections(store, names, all_runs=all_runs)
-        notes = store_notes(store)
+        notes = store_notes(store) + mixed_code_notes(store, names, all_runs=all_runs)
         if names is None:
             notes += unregistered_notes(store)
         revisions = store_revisions(store)

@@ -5,6 +5,7 @@ style is in :mod:`saddlescape.plotting`."""
 from .html import (
     ExperimentSection,
     build_sections,
+    mixed_code_notes,
     open_store,
     render_html,
     store_notes,
@@ -15,6 +16,7 @@ from .html import (
 __all__ = [
     "ExperimentSection",
     "build_sections",
+    "mixed_code_notes",
     "open_store",
     "render_html",
     "store_notes",

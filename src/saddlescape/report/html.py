@@ -102,6 +102,29 @@ def unregistered_notes(store: Any) -> list[str]:
     ]
 
 
+def mixed_code_notes(
+    store: Any, experiments: Sequence[str] | None = None, *, all_runs: bool = False
+) -> list[str]:
+    """One line per experiment whose analyzed runs (its latest sweep, or every stored run
+    with ``all_runs``) were computed by more than one version of the code (git revision,
+    saddlescape, torch, numpy): a sweep resumed after an update keeps its earlier runs,
+    and their numbers would otherwise be pooled with the new ones without a word."""
+    if not hasattr(store, "code_versions"):
+        return []
+    notes = []
+    for name in experiment_names() if experiments is None else experiments:
+        latest = None if all_runs else store.latest_sweep(name)
+        versions = store.code_versions(name, keys=latest)
+        if len(versions) > 1:
+            each = "; ".join(f"{n} run(s) by {label}" for label, n in versions.items())
+            notes.append(
+                f"{name}: the analyzed runs were computed by {len(versions)} versions of the "
+                f"code ({each}); rerun the sweep into a new --out folder to compute them all "
+                "with one"
+            )
+    return notes
+
+
 def build_sections(
     store_or_dir: Any, experiments: Sequence[str] | None = None, *, all_runs: bool = False
 ) -> list[ExperimentSection]:
@@ -182,7 +205,7 @@ def write_report(
     store = open_store(store_or_dir)
     try:
         sections = build_sections(store, experiments, all_runs=all_runs)
-        notes = store_notes(store)
+        notes = store_notes(store) + mixed_code_notes(store, experiments, all_runs=all_runs)
         if experiments is None:
             notes += unregistered_notes(store)
         revisions = store_revisions(store)

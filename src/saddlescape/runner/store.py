@@ -77,6 +77,9 @@ CREATE TABLE IF NOT EXISTS arrays (
 );
 """
 
+#: The packages whose versions tell which code computed a run (see Store.code_versions).
+_CODE_PACKAGES = ("saddlescape", "torch", "numpy")
+
 _COLUMNS = (
     "key, experiment, config, seed, status, metrics, error, traceback, "
     "started, finished, seconds, versions, git"
@@ -395,6 +398,20 @@ class Store:
         process holds (a report uses it to name stored runs it has no analysis for)."""
         rows = self._query("SELECT experiment, count(*) FROM runs GROUP BY experiment")
         return {str(name): int(n) for name, n in rows}
+
+    def code_versions(self, experiment: str, keys: Iterable[str] | None = None) -> dict[str, int]:
+        """``{the code that computed them: number of runs}`` over the stored ``ok`` runs of
+        ``experiment`` (those of ``keys`` when given): git revision and the saddlescape,
+        torch and numpy versions, as recorded with each run. More than one entry means
+        runs of different code are pooled, e.g. a sweep resumed after an update."""
+        counts: dict[str, int] = {}
+        for row in self.rows(experiment, "ok", keys=keys):
+            versions = row["versions"]
+            parts = [f"git {row['git']}"] if row["git"] else []
+            parts += [f"{n} {versions[n]}" for n in _CODE_PACKAGES if n in versions]
+            label = ", ".join(parts) or "not recorded"
+            counts[label] = counts.get(label, 0) + 1
+        return counts
 
     def count(self, experiment: str | None = None, status: str | None = None) -> int:
         """Number of stored runs (of one experiment, with one status)."""
