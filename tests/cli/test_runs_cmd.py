@@ -159,3 +159,23 @@ def test_report_warns_when_a_resumed_sweep_pools_runs_of_two_code_versions(
     rc, _, err = _run(capsys, *argv, "--seeds", "3", "--set", "lr=0.2", "--no-progress")
     rc, _, err = _run(capsys, "report", "--out", out, "--only", "toy_quadratic")
     assert rc == 0 and "versions of the code" not in err
+
+
+def test_report_warns_when_runs_differ_in_a_key_the_analysis_does_not_tell_apart(tmp_path, capsys):
+    """toy_quadratic's analysis tells runs apart by seed (its grid axis) only: a sweep over
+    two learning rates was judged on both pooled, without a word."""
+    out = str(tmp_path / "res")
+    argv = ("run", "toy_quadratic", "--set", "dim=4", "--set", "steps=3", "--out", out)
+    assert _run(capsys, *argv, "--grid", "lr=0.1,0.2", "--seeds", "2", "--no-progress")[0] == 0
+    rc, _, err = _run(capsys, "report", "--out", out, "--only", "toy_quadratic")
+    assert rc == 0
+    assert (
+        "toy_quadratic: the analyzed runs differ in lr (lr = 0.1, 0.2), which its analysis "
+        "does not tell apart (its axes: seed)"
+    ) in err
+    # the next sweep, one lr, is what the report judges: nothing pooled, no note
+    assert _run(capsys, *argv, "--set", "lr=0.2", "--seeds", "2", "--no-progress")[0] == 0
+    rc, _, err = _run(capsys, "report", "--out", out, "--only", "toy_quadratic")
+    assert rc == 0 and "differ in" not in err
+    rc, _, err = _run(capsys, "report", "--out", out, "--only", "toy_quadratic", "--all-runs")
+    assert "differ in lr (lr = 0.1, 0.2)" in err  # pooling every run pools both again

@@ -226,6 +226,7 @@ def _write_report(
         build_sections,
         mixed_code_notes,
         open_store,
+        pooled_settings_notes,
         render_html,
         store_notes,
         unregistered_notes,
@@ -240,6 +241,7 @@ def _write_report(
                 _unwritable(exc, elsewhere)
         sections = build_sections(store, names, all_runs=all_runs)
         notes = store_notes(store) + mixed_code_notes(store, names, all_runs=all_runs)
+        notes += pooled_settings_notes(store, names, all_runs=all_runs)
         if names is None:
             notes += unregistered_notes(store)
         revisions = store_revisions(store)

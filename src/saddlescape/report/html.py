@@ -109,7 +109,7 @@ def mixed_code_notes(
     with ``all_runs``) were computed by more than one version of the code (git revision,
     saddlescape, torch, numpy): a sweep resumed after an update keeps its earlier runs,
     and their numbers would otherwise be pooled with the new ones without a word."""
-    if not hasattr(store, "code_versions"):
+    if not (hasattr(store, "code_versions") and hasattr(store, "latest_sweep")):
         return []
     notes = []
     for name in experiment_names() if experiments is None else experiments:
@@ -121,6 +121,40 @@ def mixed_code_notes(
                 f"{name}: the analyzed runs were computed by {len(versions)} versions of the "
                 f"code ({each}); rerun the sweep into a new --out folder to compute them all "
                 "with one"
+            )
+    return notes
+
+
+def pooled_settings_notes(
+    store: Any, experiments: Sequence[str] | None = None, *, all_runs: bool = False
+) -> list[str]:
+    """One line per experiment whose analyzed runs differ in a config key that is not
+    one of its grid axes (default or quick). An analysis tells runs apart by its axes
+    only, so such runs are pooled into the same medians and fits: a sweep with
+    ``--grid lr=0.25,0.1`` of an experiment whose axes are optimizer, dim and seed judged
+    the claim on medians over both learning rates without a word."""
+    if not (hasattr(store, "rows") and hasattr(store, "latest_sweep")):  # a stand-in store
+        return []
+    notes = []
+    for name in experiment_names() if experiments is None else experiments:
+        exp = get_experiment(name)
+        axes = set(exp.grid(False)) | set(exp.grid(True))
+        latest = None if all_runs else store.latest_sweep(name)
+        values: dict[str, dict[str, None]] = {}
+        for row in store.rows(name, "ok", keys=latest):
+            for key, value in row["config"].items():
+                if key not in axes:
+                    values.setdefault(key, {})[repr(value)] = None
+        pooled = {k: list(v) for k, v in values.items() if len(v) > 1}
+        if pooled:
+            each = "; ".join(
+                f"{k} = {', '.join(v[:5])}{', …' if len(v) > 5 else ''}" for k, v in pooled.items()
+            )
+            notes.append(
+                f"{name}: the analyzed runs differ in {', '.join(pooled)} ({each}), which its "
+                f"analysis does not tell apart (its axes: {', '.join(sorted(axes)) or 'none'}), "
+                "so its numbers and verdict pool them; sweep one value at a time (the report "
+                "judges the latest sweep) or into separate --out folders"
             )
     return notes
 
@@ -206,6 +240,7 @@ def write_report(
     try:
         sections = build_sections(store, experiments, all_runs=all_runs)
         notes = store_notes(store) + mixed_code_notes(store, experiments, all_runs=all_runs)
+        notes += pooled_settings_notes(store, experiments, all_runs=all_runs)
         if experiments is None:
             notes += unregistered_notes(store)
         revisions = store_revisions(store)
