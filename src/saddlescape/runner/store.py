@@ -32,6 +32,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import sqlite3
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -197,13 +198,26 @@ class Store:
                 "folder (it is read-only or full); copy the folder somewhere writable to see them"
             )
 
+    def _unwritable(self) -> str | None:
+        """Why this store cannot be opened for writing when its folder or file is read-only
+        (a read-only mount, no write permission), else None. SQLite then reports only
+        "unable to open database file", which reads as a broken database although the
+        results are intact and readable."""
+        for path in (self.directory, self.path):
+            if path.exists() and not os.access(path, os.W_OK):
+                return (
+                    f"{self.path} cannot be written: {path} is read-only; choose a writable "
+                    "--out folder (the stored runs are intact: `runs` and `report --to` read them)"
+                )
+        return None
+
     # ----------------------------------------------------------------- opening
     def _check_or_init(self) -> None:
         try:
             tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
         except sqlite3.OperationalError as exc:
             if not self.readonly:
-                raise StoreError(_unreadable(self.path, exc)) from None
+                raise StoreError(self._unwritable() or _unreadable(self.path, exc)) from None
             self._reopen_immutable()
             try:
                 tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
