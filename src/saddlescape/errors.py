@@ -47,6 +47,11 @@ class StoreError(SaddlescapeError):
     """The results store cannot be opened or written."""
 
 
+class RunTooLargeError(StoreError):
+    """One finished run does not fit one stored value (its arrays or metrics exceed
+    SQLite's size limit); the sweep stores the run as failed with this message instead."""
+
+
 class WorkerLostError(SaddlescapeError, RuntimeError):
     """The worker process executing a run died (killed by a signal, e.g. by the
     out-of-memory killer); the run is recorded as failed with this message and the sweep

@@ -207,6 +207,26 @@ def test_a_read_only_results_folder_is_listed_and_reported_elsewhere(
         assert _files(out) == before
 
 
+def test_a_sweep_into_a_read_only_results_folder_names_the_folder_not_a_broken_database(
+    tmp_path, capsys
+):
+    """A store written by ``run`` and then found on a read-only mount (or without write
+    permission) was refused as 'not a readable SQLite database (unable to open database
+    file)': the results read as lost although they were intact."""
+    fresh = tmp_path / "fresh"
+    rc, _, err = _run(capsys, "run", "gd-rate", *TINY_RUN, "--quick", "--out", fresh)
+    assert rc == 0, err
+    with _read_only_copy(fresh, tmp_path) as out:
+        before = _files(out)
+        rc, _, err = _run(capsys, "run", "gd-rate", *TINY_RUN, "--quick", "--out", out)
+        line = _one_line_error(err)
+        assert rc == 2 and f"{out} is read-only; choose a writable --out folder" in line
+        assert "not a readable SQLite database" not in line
+        assert _files(out) == before
+        rc, text, err = _run(capsys, "runs", "--out", out)
+        assert rc == 0 and "ok" in text, err
+
+
 # ------------------------------------------------------------------ 5. file-system errors
 def _fs_error_cases() -> list[tuple[str, list[str], str]]:
     long = "n" * 300

@@ -5,6 +5,7 @@ use the ``toys_registered`` fixture, subprocesses call :func:`register_toys`."""
 
 from __future__ import annotations
 
+import sys
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -139,6 +140,29 @@ class ToyUnregistered(ToyQuadratic):
     """Never registered: workers import it by qualified name."""
 
     name = "toy_unregistered"
+
+
+class ToyExit(Experiment):
+    """Seed ``exit_seed`` calls ``sys.exit(code)``, as a script turned experiment (or a
+    library it calls) may. Never registered: run as a class."""
+
+    name = "toy_exit"
+    claim = "a run that calls sys.exit fails alone"
+    source = "tests"
+
+    @dataclass
+    class Config:
+        seed: int = 0
+        exit_seed: int = 1
+        code: int = 0
+
+    def run(self, config: Config) -> RunOutput:
+        if config.seed == config.exit_seed:
+            sys.exit(config.code)
+        return RunOutput(metrics={"seed": config.seed})
+
+    def analyze(self, records: Sequence[RunRecord]) -> Analysis:
+        return Analysis([], Verdict(True, "ran"))
 
 
 TOYS = (ToyQuadratic, ToyBadMetrics, ToyVictim)

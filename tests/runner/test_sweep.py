@@ -262,3 +262,65 @@ def test_a_sweep_whose_executor_fails_to_start_keeps_the_latest_sweep(tmp_path):
     with Store(tmp_path) as store:  # a fully stored plan becomes the latest at once
         assert store.latest_sweep("toy_quadratic") == other.keys
         assert store.count("toy_quadratic") == 2
+
+
+@pytest.mark.parametrize(
+    ("executor", "workers", "message"),
+    [
+        ("process", 0, "workers must be >= 1, got 0"),
+        ("process", -1, "workers must be >= 1, got -1"),
+        ("ray", 0, "workers must be >= 1, got 0"),
+        ("sequential", 4, "sequential executor runs one at a time, got 4"),
+    ],
+)
+def test_bad_workers_are_refused_when_every_run_is_stored(tmp_path, executor, workers, message):
+    """A rerun that has nothing left to run needs no executor; its bad --workers used to be
+    accepted silently (exit 0), so the same command failed or not depending on the store."""
+    sweep = {"overrides": {"dim": 4, "steps": 2}, "grid": {"seed": [0]}}
+    run_sweep("toy_quadratic", store=tmp_path, progress=False, **sweep)
+    with pytest.raises(ConfigError, match=message):
+        run_sweep(
+            "toy_quadratic",
+            store=tmp_path,
+            executor=executor,
+            workers=workers,
+            progress=False,
+            **sweep,
+        )
+
+
+def test_a_run_that_calls_sys_exit_fails_alone_and_the_sweep_goes_on(tmp_path):
+    """sys.exit(0) in one run used to end the whole sweep (the CLI with exit status 0, no
+    summary): the runs after it never ran and nothing said so."""
+    summary = run_sweep(
+        runner_toys.ToyExit, grid={"seed": [0, 1, 2, 3]}, store=tmp_path, progress=False
+    )
+    assert (summary.ok, summary.failed) == (3, 1)
+    [(key, error)] = summary.failures
+    assert error == "SystemExit: the run called sys.exit(0)"
+    with Store(tmp_path) as store:
+        assert store.statuses("toy_exit")[key] == "failed"
+        assert store.count("toy_exit", "ok") == 3
+
+
+def test_a_run_too_large_to_store_fails_alone_and_the_sweep_goes_on(tmp_path):
+    """A run whose arrays exceed SQLite's largest value (1 GB; lowered here) used to end the
+    sweep with 'string or blob too big', and every rerun stopped at the same run."""
+    import sqlite3
+
+    with Store(tmp_path) as store:
+        store._conn.setlimit(sqlite3.SQLITE_LIMIT_LENGTH, 1_500)
+        summary = run_sweep(
+            "toy_quadratic",
+            overrides={"dim": 4},
+            grid={"steps": [5, 300], "seed": [0]},  # arrays of 0.6 kB and 1.8 kB
+            store=store,
+            progress=False,
+        )
+        assert (summary.ok, summary.failed) == (1, 1)
+        [(key, error)] = summary.failures
+        assert error.startswith(f"RunTooLargeError: run {key}: its arrays take ")
+        assert "more than the 1,500 bytes one stored value may hold" in error
+        [row] = store.rows("toy_quadratic", "failed")
+        assert row["config"]["steps"] == 300 and row["metrics"] == {}
+        assert store.arrays(key) == {}

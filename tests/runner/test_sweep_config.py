@@ -117,3 +117,13 @@ def test_cli_conflicts():
         sweep_args("toy_quadratic", sets=["dimm=3"])
     with pytest.raises(ConfigError, match="--module: cannot import 'no_such_mod_xyz'"):
         sweep_args("toy_quadratic", modules=["no_such_mod_xyz"])
+
+
+def test_a_toml_file_that_is_not_utf8_is_named_not_a_traceback(tmp_path):
+    """A sweep file saved as Latin-1 (``# café``) raised UnicodeDecodeError out of tomllib,
+    a traceback with exit status 1 from the CLI."""
+    path = tmp_path / "sweep.toml"
+    path.write_bytes('experiment = "toy_quadratic"\n# café\n'.encode("latin-1"))
+    message = r"sweep.toml: not valid TOML: not UTF-8 text \(byte 0xe9 at offset 34\)"
+    with pytest.raises(ConfigError, match=message):
+        sweep_args(config_file=path)

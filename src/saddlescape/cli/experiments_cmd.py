@@ -222,7 +222,15 @@ def _write_report(
     """Read ``folder``'s store (read-only), analyze, write the report into ``to``; warn
     about stored rows that were skipped; a folder that cannot be written says so."""
     from ..fileio import check_writable
-    from ..report import build_sections, open_store, render_html, store_notes
+    from ..report import (
+        build_sections,
+        mixed_code_notes,
+        open_store,
+        pooled_settings_notes,
+        render_html,
+        store_notes,
+        unregistered_notes,
+    )
     from ..report.html import store_revisions
 
     with open_store(folder) as store:
@@ -232,7 +240,10 @@ def _write_report(
             except OutputError as exc:
                 _unwritable(exc, elsewhere)
         sections = build_sections(store, names, all_runs=all_runs)
-        notes = store_notes(store)
+        notes = store_notes(store) + mixed_code_notes(store, names, all_runs=all_runs)
+        notes += pooled_settings_notes(store, names, all_runs=all_runs)
+        if names is None:
+            notes += unregistered_notes(store)
         revisions = store_revisions(store)
     warn(notes)
     try:
@@ -266,6 +277,9 @@ def report_command(
         "--all-runs",
         help="Pool every stored run of an experiment (default: its latest sweep only).",
     ),
+    module: list[str] | None = typer.Option(
+        None, "--module", help="Import this module first, to register your experiments."
+    ),
 ) -> None:
     """Write --out/index.html (and one PNG per figure) from the runs stored in --out.
 
@@ -274,11 +288,20 @@ def report_command(
     store is only read, so a read-only results folder can be reported with --to elsewhere.
     Every file is replaced whole: a crash or a full disk leaves the previous report.
     """
+    from ..runner.config import import_modules
+
     folder = output_folder(out)
     target = output_folder(to, "--to") if to is not None else folder
-    names = _parse_only(only)
-    sections, index = _write_report(folder, target, names, all_runs=all_runs)
-    rows = [[s.mark, s.name, str(s.n_ok + s.n_failed)] for s in sections]
+    import_modules(module or ())
+    sections, index = _write_report(
+        folder, target, _parse_only(only) if only is not None else None, all_runs=all_runs
+    )
+    # failed runs are not analyzed: say so beside the ok ones, as the HTML page does,
+    # rather than in one total that reads as the runs behind the verdict
+    rows = [
+        [s.mark, s.name, f"{s.n_ok}" + (f" [red](+{s.n_failed} failed)[/]" if s.n_failed else "")]
+        for s in sections
+    ]
     columns = [Column("", justify="center"), Column("experiment"), Column("runs", justify="right")]
     title = escape(f"report of {out}")
     print_tables(title, fitted_tables(columns, rows))

@@ -56,11 +56,11 @@ def run_command(
     Exit status 1 when a run failed (its error is stored; `saddlescape runs --status failed`).
     """
     from ..runner import run_sweep, sweep_args
-    from ..runner.executors import check_address
+    from ..runner.executors import check_executor
 
     if executor not in _EXECUTORS:
         raise ConfigError(f"--executor must be one of {', '.join(_EXECUTORS)}, got {executor!r}")
-    check_address(executor, address)
+    check_executor(executor, workers, address)
     folder = output_folder(out)
     args = sweep_args(
         experiment,

@@ -5,17 +5,23 @@ style is in :mod:`saddlescape.plotting`."""
 from .html import (
     ExperimentSection,
     build_sections,
+    mixed_code_notes,
     open_store,
+    pooled_settings_notes,
     render_html,
     store_notes,
+    unregistered_notes,
     write_report,
 )
 
 __all__ = [
     "ExperimentSection",
     "build_sections",
+    "mixed_code_notes",
     "open_store",
+    "pooled_settings_notes",
     "render_html",
     "store_notes",
+    "unregistered_notes",
     "write_report",
 ]

@@ -86,6 +86,79 @@ def store_notes(store: Any) -> list[str]:
     return [*getattr(store, "notes", []), *describe_skipped(getattr(store, "skipped", {}))]
 
 
+def unregistered_notes(store: Any) -> list[str]:
+    """One line per experiment with stored runs that is not registered in this process:
+    the report has no analysis for it and leaves it out, which must not go unsaid (a
+    user experiment registered by ``run --module`` is registered again by ``report
+    --module``)."""
+    if not hasattr(store, "experiments"):
+        return []
+    known = set(experiment_names())
+    return [
+        f"{n} stored run(s) of experiment {name!r} are not in the report: no experiment of "
+        "that name is registered (import the module that registers it with --module)"
+        for name, n in sorted(store.experiments().items())
+        if name not in known
+    ]
+
+
+def mixed_code_notes(
+    store: Any, experiments: Sequence[str] | None = None, *, all_runs: bool = False
+) -> list[str]:
+    """One line per experiment whose analyzed runs (its latest sweep, or every stored run
+    with ``all_runs``) were computed by more than one version of the code (git revision,
+    saddlescape, torch, numpy): a sweep resumed after an update keeps its earlier runs,
+    and their numbers would otherwise be pooled with the new ones without a word."""
+    if not (hasattr(store, "code_versions") and hasattr(store, "latest_sweep")):
+        return []
+    notes = []
+    for name in experiment_names() if experiments is None else experiments:
+        latest = None if all_runs else store.latest_sweep(name)
+        versions = store.code_versions(name, keys=latest)
+        if len(versions) > 1:
+            each = "; ".join(f"{n} run(s) by {label}" for label, n in versions.items())
+            notes.append(
+                f"{name}: the analyzed runs were computed by {len(versions)} versions of the "
+                f"code ({each}); rerun the sweep into a new --out folder to compute them all "
+                "with one"
+            )
+    return notes
+
+
+def pooled_settings_notes(
+    store: Any, experiments: Sequence[str] | None = None, *, all_runs: bool = False
+) -> list[str]:
+    """One line per experiment whose analyzed runs differ in a config key that is not
+    one of its grid axes (default or quick). An analysis tells runs apart by its axes
+    only, so such runs are pooled into the same medians and fits: a sweep with
+    ``--grid lr=0.25,0.1`` of an experiment whose axes are optimizer, dim and seed judged
+    the claim on medians over both learning rates without a word."""
+    if not (hasattr(store, "rows") and hasattr(store, "latest_sweep")):  # a stand-in store
+        return []
+    notes = []
+    for name in experiment_names() if experiments is None else experiments:
+        exp = get_experiment(name)
+        axes = set(exp.grid(False)) | set(exp.grid(True))
+        latest = None if all_runs else store.latest_sweep(name)
+        values: dict[str, dict[str, None]] = {}
+        for row in store.rows(name, "ok", keys=latest):
+            for key, value in row["config"].items():
+                if key not in axes:
+                    values.setdefault(key, {})[repr(value)] = None
+        pooled = {k: list(v) for k, v in values.items() if len(v) > 1}
+        if pooled:
+            each = "; ".join(
+                f"{k} = {', '.join(v[:5])}{', …' if len(v) > 5 else ''}" for k, v in pooled.items()
+            )
+            notes.append(
+                f"{name}: the analyzed runs differ in {', '.join(pooled)} ({each}), which its "
+                f"analysis does not tell apart (its axes: {', '.join(sorted(axes)) or 'none'}), "
+                "so its numbers and verdict pool them; sweep one value at a time (the report "
+                "judges the latest sweep) or into separate --out folders"
+            )
+    return notes
+
+
 def build_sections(
     store_or_dir: Any, experiments: Sequence[str] | None = None, *, all_runs: bool = False
 ) -> list[ExperimentSection]:
@@ -166,7 +239,10 @@ def write_report(
     store = open_store(store_or_dir)
     try:
         sections = build_sections(store, experiments, all_runs=all_runs)
-        notes = store_notes(store)
+        notes = store_notes(store) + mixed_code_notes(store, experiments, all_runs=all_runs)
+        notes += pooled_settings_notes(store, experiments, all_runs=all_runs)
+        if experiments is None:
+            notes += unregistered_notes(store)
         revisions = store_revisions(store)
     finally:
         if store is not store_or_dir:

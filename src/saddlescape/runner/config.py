@@ -98,6 +98,11 @@ def load_sweep_file(path: str | Path) -> SweepArgs:
         raise ConfigError(f"--config: no such file {str(path)!r}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    except UnicodeDecodeError as exc:  # TOML is UTF-8; e.g. a file saved as Latin-1
+        raise ConfigError(
+            f"{path}: not valid TOML: not UTF-8 text (byte {exc.object[exc.start]:#04x} at "
+            f"offset {exc.start}); save the file as UTF-8"
+        ) from None
     for key in data:
         if key not in _FILE_KEYS:
             raise ConfigError(f"{path}: unknown key {key!r} (keys: {', '.join(_FILE_KEYS)})")

@@ -48,6 +48,7 @@ __all__ = [
     "RayExecutor",
     "SequentialExecutor",
     "as_completed",
+    "check_executor",
     "make_executor",
 ]
 
@@ -538,14 +539,28 @@ def check_address(name: str, address: str | None) -> None:
         )
 
 
-def make_executor(
-    name: str = "sequential", *, workers: int | None = None, address: str | None = None
-) -> SequentialExecutor | ProcessExecutor | RayExecutor:
-    """The executor called ``name`` (``sequential``, ``process`` or ``ray``)."""
+def check_executor(name: str, workers: int | None, address: str | None) -> None:
+    """Refuse an unknown executor, a cluster ``address`` it would ignore and a ``workers``
+    count out of its range, without starting anything: a sweep checks them before it
+    looks at the store, so a rerun whose runs are all stored refuses them too instead of
+    accepting them because no executor was needed."""
+    if name not in EXECUTORS:
+        raise UnknownNameError("executor", name, EXECUTORS)
     check_address(name, address)
     if name == "sequential":
         if workers not in (None, 1):
             raise ConfigError(f"workers: the sequential executor runs one at a time, got {workers}")
+    elif workers is not None:
+        maximum = max_process_workers() if name == "process" else MAX_RAY_WORKERS
+        check_count("workers", workers, minimum=1, maximum=maximum)
+
+
+def make_executor(
+    name: str = "sequential", *, workers: int | None = None, address: str | None = None
+) -> SequentialExecutor | ProcessExecutor | RayExecutor:
+    """The executor called ``name`` (``sequential``, ``process`` or ``ray``)."""
+    check_executor(name, workers, address)
+    if name == "sequential":
         return SequentialExecutor()
     if name == "process":
         return ProcessExecutor(workers)

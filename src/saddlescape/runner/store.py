@@ -32,6 +32,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import sqlite3
 import zipfile
 from collections.abc import Iterable, Iterator, Mapping
@@ -40,7 +41,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import ConfigError, OutputError, StoreError
+from ..errors import ConfigError, OutputError, RunTooLargeError, StoreError
 from ..experiments.base import RunRecord
 from .worker import RunResult
 
@@ -76,6 +77,9 @@ CREATE TABLE IF NOT EXISTS arrays (
     npz BLOB NOT NULL
 );
 """
+
+#: The packages whose versions tell which code computed a run (see Store.code_versions).
+_CODE_PACKAGES = ("saddlescape", "torch", "numpy")
 
 _COLUMNS = (
     "key, experiment, config, seed, status, metrics, error, traceback, "
@@ -194,13 +198,26 @@ class Store:
                 "folder (it is read-only or full); copy the folder somewhere writable to see them"
             )
 
+    def _unwritable(self) -> str | None:
+        """Why this store cannot be opened for writing when its folder or file is read-only
+        (a read-only mount, no write permission), else None. SQLite then reports only
+        "unable to open database file", which reads as a broken database although the
+        results are intact and readable."""
+        for path in (self.directory, self.path):
+            if path.exists() and not os.access(path, os.W_OK):
+                return (
+                    f"{self.path} cannot be written: {path} is read-only; choose a writable "
+                    "--out folder (the stored runs are intact: `runs` and `report --to` read them)"
+                )
+        return None
+
     # ----------------------------------------------------------------- opening
     def _check_or_init(self) -> None:
         try:
             tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
         except sqlite3.OperationalError as exc:
             if not self.readonly:
-                raise StoreError(_unreadable(self.path, exc)) from None
+                raise StoreError(self._unwritable() or _unreadable(self.path, exc)) from None
             self._reopen_immutable()
             try:
                 tables = {r[0] for r in self._conn.execute("SELECT name FROM sqlite_master")}
@@ -305,6 +322,7 @@ class Store:
         )
         blob = _encode_arrays(result.arrays) if result.status == "ok" else None
         self._check_writable()
+        self._check_fits(result.key, blob, row[5])
         conn = self._conn
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -327,6 +345,20 @@ class Store:
         except sqlite3.Error as exc:
             raise StoreError(f"cannot write run {result.key} to {self.path}: {_why(exc)}") from None
         return True
+
+    def _check_fits(self, key: str, blob: bytes | None, metrics: str) -> None:
+        """Raise :class:`RunTooLargeError` when the run's arrays or metrics exceed the
+        largest value SQLite stores (1 GB by default). SQLite would refuse it anyway, as a
+        StoreError that ends the sweep, and a rerun would stop at the same run every time;
+        told apart, the sweep stores the run as failed and goes on."""
+        limit = self._conn.getlimit(sqlite3.SQLITE_LIMIT_LENGTH)
+        for what, size in (("arrays", len(blob or b"")), ("metrics", len(metrics.encode()))):
+            if size > limit:
+                raise RunTooLargeError(
+                    f"run {key}: its {what} take {size:,} bytes in the store, more than the "
+                    f"{limit:,} bytes one stored value may hold (SQLite's limit); return "
+                    f"fewer or smaller {what} (e.g. every k-th step of a trajectory)"
+                )
 
     def _check_writable(self) -> None:
         if self.readonly:
@@ -374,6 +406,26 @@ class Store:
         else:
             rows = self._query("SELECT key, status FROM runs WHERE experiment = ?", (experiment,))
         return dict(rows)
+
+    def experiments(self) -> dict[str, int]:
+        """``{experiment name: number of stored runs}``, whatever the registry of this
+        process holds (a report uses it to name stored runs it has no analysis for)."""
+        rows = self._query("SELECT experiment, count(*) FROM runs GROUP BY experiment")
+        return {str(name): int(n) for name, n in rows}
+
+    def code_versions(self, experiment: str, keys: Iterable[str] | None = None) -> dict[str, int]:
+        """``{the code that computed them: number of runs}`` over the stored ``ok`` runs of
+        ``experiment`` (those of ``keys`` when given): git revision and the saddlescape,
+        torch and numpy versions, as recorded with each run. More than one entry means
+        runs of different code are pooled, e.g. a sweep resumed after an update."""
+        counts: dict[str, int] = {}
+        for row in self.rows(experiment, "ok", keys=keys):
+            versions = row["versions"]
+            parts = [f"git {row['git']}"] if row["git"] else []
+            parts += [f"{n} {versions[n]}" for n in _CODE_PACKAGES if n in versions]
+            label = ", ".join(parts) or "not recorded"
+            counts[label] = counts.get(label, 0) + 1
+        return counts
 
     def count(self, experiment: str | None = None, status: str | None = None) -> int:
         """Number of stored runs (of one experiment, with one status)."""

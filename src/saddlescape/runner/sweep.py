@@ -25,10 +25,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, RunTooLargeError
 from ..experiments import Experiment, get
 from .config import MAX_RUNS
-from .executors import Executor, SequentialExecutor, check_address, make_executor
+from .executors import Executor, SequentialExecutor, check_executor, make_executor
 from .store import Store
 from .worker import RunResult, RunSpec, execute_run
 
@@ -226,6 +226,18 @@ def _crashed(spec: RunSpec, exc: BaseException) -> RunResult:
     )
 
 
+def _too_large(result: RunResult, exc: RunTooLargeError) -> RunResult:
+    """``result`` as a failed run that says why it could not be stored."""
+    return dataclasses.replace(
+        result,
+        status="failed",
+        metrics={},
+        arrays={},
+        error=f"{type(exc).__name__}: {exc}",
+        traceback=None,
+    )
+
+
 def run_sweep(
     experiment: str | Experiment | type[Experiment],
     *,
@@ -263,7 +275,7 @@ def run_sweep(
     """
     t0 = time.perf_counter()
     if isinstance(executor, str):
-        check_address(executor, address)
+        check_executor(executor, workers, address)
     specs = plan_sweep(experiment, overrides=overrides, grid=grid, quick=quick)
     name = specs[0].experiment
     owns_store = not isinstance(store, Store)
@@ -327,12 +339,12 @@ def run_sweep(
                                 result = future.result()
                             except Exception as exc:
                                 result = _crashed(spec, exc)
-                            written = db.write(
-                                result,
-                                experiment=name,
-                                config=by_key[result.key].config,
-                                git=git,
-                            )
+                            config = by_key[result.key].config
+                            try:
+                                written = db.write(result, experiment=name, config=config, git=git)
+                            except RunTooLargeError as exc:  # this run only: store why
+                                result = _too_large(result, exc)
+                                written = db.write(result, experiment=name, config=config, git=git)
                             done_count += 1
                             if not written:
                                 skipped += 1

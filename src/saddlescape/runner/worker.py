@@ -217,7 +217,8 @@ def _isolated_torch(seed: int | None) -> Iterator[None]:
 
 
 def execute_run(spec: RunSpec) -> RunResult:
-    """Run one point of a sweep and never raise: any exception becomes a failed result.
+    """Run one point of a sweep and never raise: any exception, and ``SystemExit``,
+    becomes a failed result (``KeyboardInterrupt`` still stops the sweep).
 
     The run executes with ``torch.set_num_threads(1)`` and the global torch, numpy and
     ``random`` generators seeded with ``config["seed"]`` (previous values restored after),
@@ -238,12 +239,20 @@ def execute_run(spec: RunSpec) -> RunResult:
             output = experiment.run(config)
         metrics = _check_metrics(getattr(output, "metrics", None))
         arrays = _check_arrays(getattr(output, "arrays", None))
-    except Exception as exc:  # the sweep goes on; the error is stored with the run
+    except (Exception, SystemExit) as exc:  # the sweep goes on; the error is stored with the run
+        # SystemExit too: a run (or a library it calls) that calls sys.exit() would
+        # otherwise end the whole sweep, with that exit status (0 for sys.exit()) and
+        # its remaining runs never run
         seconds = time.perf_counter() - t0
+        error = (
+            f"SystemExit: the run called sys.exit({exc.code!r})"
+            if isinstance(exc, SystemExit)
+            else f"{type(exc).__name__}: {exc}"
+        )
         return RunResult(
             key=spec.key,
             status="failed",
-            error=f"{type(exc).__name__}: {exc}",
+            error=error,
             traceback=traceback.format_exc(),
             started=started,
             finished=_now(),
