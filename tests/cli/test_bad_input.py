@@ -174,3 +174,18 @@ def test_debug_keeps_the_exit_status_and_shows_the_traceback(tmp_path, capsys):
     (tmp_path / "afile").write_text("")
     rc, _, err = _run(capsys, "--debug", "runs", "--out", tmp_path / "afile" / "sub")
     assert rc == 2 and "Traceback" in err
+
+
+def test_python_dash_m_runs_the_same_command_line():
+    """``python -m saddlescape.cli`` is the console script: same exit statuses."""
+    import subprocess
+    import sys
+
+    ok = subprocess.run(
+        [sys.executable, "-m", "saddlescape.cli", "--help"], capture_output=True, text=True
+    )
+    assert ok.returncode == 0 and "Usage" in ok.stdout
+    bad = subprocess.run(
+        [sys.executable, "-m", "saddlescape.cli", "no-such-command"], capture_output=True, text=True
+    )
+    assert bad.returncode == 2
