@@ -110,3 +110,16 @@ def test_power_smoothness_and_certificates_count_their_passes():
         result = run(op)
         assert result.passes == op.passes - passes0 > 0, name
         assert result.hvps == op.hvps - hvps0, name
+
+
+def test_hessian_lipschitz_counts_the_passes_at_every_point():
+    """Each difference of products takes two operators at other points: their passes are
+    the result's (it reported none)."""
+    from saddlescape.curvature import hessian_lipschitz
+
+    op = _operator("double_backward")
+    fresh = op.at(op.point + 0.1)
+    fresh.matvec(torch.ones(op.shape[0], dtype=torch.float64))
+    per_point = fresh.passes  # one product (and the gradient, were it taken)
+    result = hessian_lipschitz(op, radius=0.0, num_samples=1, iters=3, directions="random", seed=0)
+    assert per_point >= 1 and result.passes == 2 * 3 * per_point

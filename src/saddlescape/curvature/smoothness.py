@@ -74,7 +74,8 @@ class HessianLipschitzResult:
 
     ``rho``: the largest ratio seen; ``num_samples`` base points, ``iters`` direction
     updates each; ``delta``: the finite-difference half-step; ``hvps`` products and
-    ``grad_evals`` gradient evaluations (one per point a Hessian was taken at).
+    ``grad_evals`` gradient evaluations (one per point a Hessian was taken at); ``passes``
+    over the data, at every point together (each operator's own count).
     """
 
     rho: float
@@ -85,6 +86,7 @@ class HessianLipschitzResult:
     hvps: int
     grad_evals: int
     seconds: float
+    passes: int = 0
 
 
 def smoothness(
@@ -296,19 +298,26 @@ def hessian_lipschitz(
         base_op: HessianOperator | None = f
         x = f.point
 
-        def hessian_at(y: torch.Tensor) -> HessianOperator:
+        def make(y: torch.Tensor) -> HessianOperator:
             return f.at(y)  # type: ignore[union-attr]
     elif callable(f):
         if x is None:
             raise ConfigError("hessian_lipschitz(f, x, ...) needs the point x")
         base_op = None
 
-        def hessian_at(y: torch.Tensor) -> HessianOperator:
+        def make(y: torch.Tensor) -> HessianOperator:
             return HessianOperator.from_function(f, y)
     else:
         raise CurvatureError(
             f"hessian_lipschitz needs a function or a HessianOperator, got {type(f).__name__}"
         )
+    made: list[HessianOperator] = []  # every operator built here, for the count of passes
+    base_passes = base_op.passes if base_op is not None else 0
+
+    def hessian_at(y: torch.Tensor) -> HessianOperator:
+        made.append(make(y))
+        return made[-1]
+
     x = torch.as_tensor(x)
     if not x.is_floating_point():
         x = x.to(torch.float64)
@@ -376,4 +385,6 @@ def hessian_lipschitz(
         hvps=hvps,
         grad_evals=grads,
         seconds=time.perf_counter() - t0,
+        passes=sum(op.passes for op in made)
+        + (base_op.passes - base_passes if base_op is not None else 0),
     )
