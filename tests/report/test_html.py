@@ -117,6 +117,7 @@ def test_report_shows_verdicts_figures_and_missing(fake_registry, tmp_path):
     assert "max x = 1.5" in text and "max_x" in text
     assert "✓ supported" in text
     assert "2 runs ok, 1 failed" in text
+    assert "Judged on 2 of 3 runs:</b> 1 failed and are not in the verdict" in text
     # the missing experiment is listed as not run, with the command to run it
     assert "not run" in text and "reproduce --only test-broken" in text
     # markup in claims is escaped

@@ -433,6 +433,12 @@ def _experiment_html(s: ExperimentSection, files: Any, out: Path) -> str:
         return "".join(parts)
     if s.verdict is not None:
         parts.append(verdict_html(s.verdict, s.mark, s.status))
+        if s.n_failed:  # the verdict rests on the runs that finished: say which it lacks
+            parts.append(
+                f'<p class="muted"><b>Judged on {s.n_ok} of {s.n_ok + s.n_failed} runs:</b> '
+                f"{s.n_failed} failed and are not in the verdict or the figures (their "
+                "errors are listed below); rerun them before relying on it.</p>"
+            )
     for fig_name, png in s.figures.items():
         file = f"{_slug(s.name)}-{_slug(fig_name)}.png"
         files.stage(out / file, png)
