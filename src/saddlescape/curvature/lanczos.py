@@ -371,12 +371,6 @@ def lanczos(
     if max_hvps is None:
         max_hvps = min(max(200, 30 * k * b), 10 * n)
     max_hvps = check_int("max_hvps", max_hvps, minimum=1)
-    if max_hvps < n_wanted:  # fewer products than values: fewer Ritz values than asked for
-        raise ConfigError(
-            f"max_hvps={max_hvps} cannot give the {n_wanted} eigenvalues asked for "
-            f"(k={k}, which={which!r}): each product adds at most one Ritz value; "
-            f"allow at least {n_wanted}"
-        )
 
     passes0 = getattr(op, "passes", 0)
     common = (n, which, tol, relative_to, max_basis)
