@@ -2,4 +2,5 @@
 
 from saddlescape.cli import main
 
-raise SystemExit(main())
+if __name__ == "__main__":  # not when imported (the documentation's doctest collection)
+    raise SystemExit(main())

@@ -334,7 +334,8 @@ def lanczos(
     rule — what "λ_min to 1e-3 relative" needs when ``|λ_min| ≪ ‖H‖``, as for a trained
     network; a pair with ``θ_i ≈ 0`` then converges only by exhausting the space or budget),
     when ``max_hvps`` products are spent (default ``max(200, 30·k·b)``, capped to ``10·n``;
-    ``converged=False`` then), when the Krylov space fills ``R^n`` (exact), or when
+    ``converged=False`` then — and a budget below the number of values asked for returns
+    fewer values, one per product), when the Krylov space fills ``R^n`` (exact), or when
     ``stop(theta, residuals, scale)`` returns True (used by the one-sided negative-curvature
     test; ``tol = 0`` leaves only these other rules). ``v0`` warm-starts (e.g. the previous
     step's eigenvector; a trace of the random start, ``min(1e-3, max(tol, 1e-6))`` of it, is
