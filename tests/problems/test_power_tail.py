@@ -99,6 +99,17 @@ def test_bad_parameters_name_the_problem(params, match):
         problems.get("power-tail", **params)
 
 
+def test_parameters_are_normalized_like_every_other_problem():
+    """dim = 2.0 or "2" (the command line's strings) is accepted as 2 and stored as an int;
+    p as a float. (dim was stored unconverted: sample_init raised a TypeError.)"""
+    for dim in (2.0, "2"):
+        p = problems.get("power-tail", dim=dim, p="2")
+        assert p.dim == 2 and type(p.dim) is int and p.p == 2.0 and type(p.p) is float
+        x = p.sample_init(torch.Generator().manual_seed(0))
+        assert x.shape == (2,) and float(p.f(x)) > 0
+        assert p.params == {"dim": 2, "p": 2.0}
+
+
 def test_gd_iterations_validates():
     p = problems.get("power-tail")
     with pytest.raises(ConfigError, match="start must be >= 1"):

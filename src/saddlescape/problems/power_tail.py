@@ -54,8 +54,9 @@ class PowerTail(Problem):
     p: float = 1.1
 
     def __post_init__(self) -> None:
-        check_int("dim", self.dim, minimum=1)
-        if check_positive("p", self.p) <= 1:
+        self.dim = check_int("dim", self.dim, minimum=1)
+        self.p = check_positive("p", self.p)
+        if self.p <= 1:
             raise ConfigError(f"p must be > 1 (f is unbounded below for p <= 1), got {self.p}")
 
     def _f(self, x: torch.Tensor) -> torch.Tensor:
