@@ -188,6 +188,15 @@ def test_mlp_bad_parameters(kw, bad):
         problems.get("mlp-digits", **kw)
 
 
+def test_mlp_n_samples_is_stored_as_an_int():
+    """n_samples = 30.0 or "30" selects 30 digits and is kept as 30 (it was kept as given:
+    params and describe() reported '30', unlike every other integer parameter)."""
+    for n in (30.0, "30"):
+        p = problems.get("mlp-digits", hidden=(4,), n_samples=n)
+        assert p.n_samples == 30 and type(p.n_samples) is int
+        assert p.data[0].shape == (30, 64) and p.params["n_samples"] == 30
+
+
 # --------------------------------------------------------------------------- deep-linear
 DL_CASES = [
     dict(),  # depth 3, width 2 < d_out: reduced-rank regression

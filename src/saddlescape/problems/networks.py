@@ -253,6 +253,8 @@ class MLPDigits(Problem):
                 f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}"
             )
         self.seed = check_int("seed", self.seed)
+        if self.n_samples is not None:
+            self.n_samples = check_int("n_samples", self.n_samples, minimum=1)
         X, y = load_digits_tensors(self.n_samples, dtype=torch.float64)
         self.widths: tuple[int, ...] = (64, *self.hidden, 10)
         self.model: nn.Sequential = make_mlp(self.widths, self.activation, self.seed, torch.float64)
