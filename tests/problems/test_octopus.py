@@ -226,6 +226,22 @@ def test_bad_parameters_name_themselves(params, word):
         problems.get("octopus", **params)
 
 
+@pytest.mark.parametrize(
+    ("params", "word"),
+    [
+        (dict(tau=1e-170), "tau"),  # τ² underflows: was a ZeroDivisionError
+        (dict(tau=1e-160), "tau"),  # c₄ = inf: f = nan in the middle piece (a = 1.5τ)
+        (dict(tau=1e160), "tau"),  # ν = inf: f_min = −inf, f = −inf at the minimum
+        (dict(L=1e307), "L"),  # ν = inf, ∇f nan at the saddle z_1
+        (dict(gamma=1e307), "gamma"),
+    ],
+)
+def test_parameters_that_overflow_float64_are_refused(params, word):
+    with pytest.raises(ConfigError, match=rf"octopus.*\b{word}\b"):
+        problems.get("octopus", **params)
+    assert math.isfinite(problems.get("octopus", tau=1e-150).f_min)
+
+
 def gd_iterations(d: int, batch: int, max_iter: int) -> tuple[torch.Tensor, bool]:
     """Plain float64 GD x ← x − ∇f/ℓ from uniform [−1, 1]^d; iterations until
     ‖|x| − 4τ𝟙‖ ≤ 1e-2, and whether every iterate stayed in the tube."""

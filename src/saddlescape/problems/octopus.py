@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import math
+import sys
 from dataclasses import dataclass
 from typing import Any
 
@@ -109,9 +110,17 @@ class Octopus(Problem):
         self.gamma = check_positive("gamma", self.gamma)
         self.tau = check_positive("tau", self.tau)
         L, g, t = self.L, self.gamma, self.tau
+        if t * t < sys.float_info.min:
+            raise ConfigError(f"tau must be >= 1e-154 (τ² underflows in float64), got {t!r}")
         self.nu = (37 * L + 13 * g) * t * t / 6
         self._c3 = (-14 * L + 10 * g) / (3 * t)
         self._c4 = (5 * L - 3 * g) / (2 * t * t)
+        if not all(math.isfinite(v) for v in (self.nu, self._c3, self._c4)):
+            # ν or a coefficient of g₁ overflows: f_min would be −inf, gradients nan
+            raise ConfigError(
+                f"L = {L!r}, gamma = {g!r}, tau = {t!r} overflow float64 "
+                f"(ν = (37L + 13γ)τ²/6 = {self.nu!r}); use smaller parameters"
+            )
 
     # ------------------------------------------------------------------ pieces
     def g1(self, a: torch.Tensor) -> torch.Tensor:
