@@ -75,6 +75,18 @@ def test_unknown_parameter_names_it():
         problems.get("himmelblau", dim=3)
 
 
+@pytest.mark.parametrize("name", [n for n in problems.names() if "seed" in problems.parameters(n)])
+def test_seed_beyond_int64_names_seed(name):
+    """A seed past 2**63 − 1 (what the results store keeps) is refused naming the seed; one
+    past 2**64 raised torch's "Overflow when unpacking long long" with a C++ stack trace
+    and no parameter name."""
+    params = {**SMALL.get(name, {}), "seed": 2**64}
+    with pytest.raises(ConfigError, match=rf"problem '{name}': seed must lie in"):
+        problems.get(name, **params)
+    params["seed"] = 2**63 - 1
+    assert problems.get(name, **params).seed == 2**63 - 1
+
+
 def test_bad_value_names_problem_and_parameter():
     with pytest.raises(ConfigError, match=r"problem 'octopus': tau must be > 0"):
         problems.get("octopus", tau=-1.0)

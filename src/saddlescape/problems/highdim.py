@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import check_int
+from ..errors import check_int, check_int64
 from .base import CriticalPoint, Problem
 from .registry import register
 
@@ -127,7 +127,7 @@ class CubicRegularizedQuadratic(Problem):
 
     def __post_init__(self) -> None:
         self.dim = check_int("dim", self.dim, minimum=1)
-        self.seed = check_int("seed", self.seed, minimum=0)
+        self.seed = check_int64("seed", check_int("seed", self.seed))
         gen = torch.Generator().manual_seed(self.seed)
         a = torch.empty(self.dim, dtype=torch.float64)
         a[0] = -1.0

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError, check_int, check_positive
+from ..errors import ConfigError, check_int, check_int64, check_positive
 from .base import CriticalPoint, Problem
 from .registry import register
 
@@ -81,7 +81,7 @@ class MatrixFactorization(Problem):
             raise ConfigError(f"rank must be <= n = {self.n}, got {self.rank}")
         if self.r > self.n:
             raise ConfigError(f"r must be <= n = {self.n}, got {self.r}")
-        self.seed = check_int("seed", self.seed)
+        self.seed = check_int64("seed", check_int("seed", self.seed))
         self.dim = self.n * self.r
         g = torch.Generator().manual_seed(self.seed)
         Q, R = torch.linalg.qr(torch.randn(self.n, self.rank, generator=g, dtype=torch.float64))
@@ -231,7 +231,7 @@ class PhaseRetrieval(Problem):
                     f"n_measurements must be >= dim = {self.dim} (or None for the population "
                     f"objective), got {self.n_measurements}"
                 )
-        self.seed = check_int("seed", self.seed)
+        self.seed = check_int64("seed", check_int("seed", self.seed))
         self.radius = check_positive("radius", self.radius)
         g = torch.Generator().manual_seed(self.seed)
         x = torch.randn(self.dim, generator=g, dtype=torch.float64)

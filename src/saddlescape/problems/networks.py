@@ -34,7 +34,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError, check_int, check_positive
+from ..errors import ConfigError, check_int, check_int64, check_positive
 from .base import CriticalPoint, Problem
 from .registry import register
 
@@ -252,7 +252,7 @@ class MLPDigits(Problem):
             raise ConfigError(
                 f"activation must be one of {tuple(ACTIVATIONS)}, got {self.activation!r}"
             )
-        self.seed = check_int("seed", self.seed)
+        self.seed = check_int64("seed", check_int("seed", self.seed))
         if self.n_samples is not None:
             self.n_samples = check_int("n_samples", self.n_samples, minimum=1)
         X, y = load_digits_tensors(self.n_samples, dtype=torch.float64)
@@ -390,7 +390,7 @@ class DeepLinear(Problem):
                 f"got {self.n_samples}"
             )
         self.noise = check_positive("noise", self.noise, allow_zero=True)
-        self.seed = check_int("seed", self.seed)
+        self.seed = check_int64("seed", check_int("seed", self.seed))
         g = torch.Generator().manual_seed(self.seed)
         X = torch.randn(self.d_in, self.n_samples, generator=g, dtype=torch.float64)
         A = torch.randn(self.d_out, self.d_in, generator=g, dtype=torch.float64)

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import check_int
+from ..errors import check_int, check_int64
 from .base import CriticalPoint, Problem
 from .registry import register
 
@@ -68,7 +68,7 @@ class TensorDecomposition(Problem):
 
     def __post_init__(self) -> None:
         self.d = check_int("d", self.d, minimum=2)
-        self.seed = check_int("seed", self.seed)
+        self.seed = check_int64("seed", check_int("seed", self.seed))
         self.dim = self.d * self.d
         g = torch.Generator().manual_seed(self.seed)
         Q, R = torch.linalg.qr(torch.randn(self.d, self.d, generator=g, dtype=torch.float64))
