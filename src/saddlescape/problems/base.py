@@ -41,7 +41,8 @@ class Problem(abc.ABC):
     Subclasses implement :meth:`_f` for an input of shape ``(..., d)`` returning shape
     ``(...)``; :meth:`f` (and calling the problem) accepts a single point ``(d,)`` or a
     batch ``(B, d)``. Problems compute in the dtype of their input (float64 recommended:
-    saddle studies meet underflow and cancellation).
+    saddle studies meet underflow and cancellation); :meth:`f`, :meth:`grad` and
+    :meth:`hessian` take lists and integer or bool tensors as float64.
 
     Attributes known where the literature or a derivation gives them (``None`` otherwise):
 
@@ -109,8 +110,7 @@ class Problem(abc.ABC):
     # ------------------------------------------------------------------ helpers
     def f(self, x: torch.Tensor) -> torch.Tensor:
         """Evaluate at ``x`` of shape ``(dim,)`` (returns a scalar) or ``(B, dim)``."""
-        if not isinstance(x, torch.Tensor):
-            x = torch.as_tensor(x, dtype=torch.float64)
+        x = _as_floating(x, self.name)
         if x.ndim not in (1, 2) or x.shape[-1] != self.dim:
             raise ConfigError(
                 f"{self.name}: expected a point of shape ({self.dim},) or a batch "
@@ -122,16 +122,27 @@ class Problem(abc.ABC):
 
     def grad(self, x: torch.Tensor) -> torch.Tensor:
         """∇f at a single point ``x`` of shape ``(dim,)``, or row-wise for ``(B, dim)``."""
-        x = x.detach().requires_grad_(True)
+        x = _as_floating(x, self.name).detach().requires_grad_(True)
         with torch.enable_grad():
             (g,) = torch.autograd.grad(self.f(x).sum(), x)
         return g
 
     def hessian(self, x: torch.Tensor) -> torch.Tensor:
         """Dense ``(dim, dim)`` Hessian at a single point (for small ``dim``)."""
-        return torch.func.hessian(self.f)(x.detach())
+        return torch.func.hessian(self.f)(_as_floating(x, self.name).detach())
 
     def describe(self) -> str:
         """One line: name and parameters."""
         args = ", ".join(f"{k}={v}" for k, v in self.params.items())
         return f"{self.name}({args})"
+
+
+def _as_floating(x: object, name: str) -> torch.Tensor:
+    """``x`` as a tensor of a real floating dtype: non-tensors, integer and bool tensors
+    become float64 (in the integer dtype, problem constants such as curvatures were
+    truncated and results rounded to float32); complex tensors are refused."""
+    if not isinstance(x, torch.Tensor):
+        return torch.as_tensor(x, dtype=torch.float64)
+    if x.is_complex():
+        raise ConfigError(f"{name}: expected a real point, got a tensor of dtype {x.dtype}")
+    return x if x.is_floating_point() else x.to(torch.float64)
