@@ -361,7 +361,8 @@ class PhaseRetrieval(Problem):
 
     @property
     def critical_points(self) -> list[CriticalPoint]:
-        return list(self._critical_points)
+        # copies: an in-place change to a returned point must not alter the cached list
+        return [CriticalPoint(c.x.clone(), c.kind, c.value) for c in self._critical_points]
 
     def sample_init(
         self, generator: torch.Generator | None = None, batch: int | None = None
