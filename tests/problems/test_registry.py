@@ -135,3 +135,16 @@ def test_integer_points_are_evaluated_in_float64(name):
         assert torch.equal(p.hessian(x), p.hessian(x.double()))
     with pytest.raises(ConfigError, match=rf"{p.name}: expected a real point"):
         p.f(x.to(torch.complex128))
+
+
+@pytest.mark.parametrize("name", problems.names())
+def test_sample_init_refuses_a_bad_batch_naming_it(name):
+    """batch = 0, -1, True or 1.5 is a ConfigError naming ``batch`` in every problem (10 of
+    15 raised torch's RuntimeError or TypeError, or returned an empty batch for 0); an
+    integral float or string is the integer, as for every integer parameter."""
+    p = problems.get(name, **SMALL.get(name, {}))
+    for bad in (0, -1, True, 1.5, "two"):
+        with pytest.raises(ConfigError, match="batch"):
+            p.sample_init(torch.Generator().manual_seed(0), batch=bad)
+    for good in (2, 2.0, "2"):
+        assert p.sample_init(torch.Generator().manual_seed(0), batch=good).shape == (2, p.dim)

@@ -8,7 +8,7 @@ from typing import Any, ClassVar, Literal
 
 import torch
 
-from ..errors import ConfigError
+from ..errors import ConfigError, check_int
 
 Kind = Literal["minimum", "saddle", "maximum", "degenerate"]
 KINDS: tuple[str, ...] = ("minimum", "saddle", "maximum", "degenerate")
@@ -102,9 +102,9 @@ class Problem(abc.ABC):
     ) -> torch.Tensor:
         """A random starting point as used in this problem's literature (float64).
 
-        Default: standard normal. ``batch`` gives shape ``(batch, dim)``.
+        Default: standard normal. ``batch`` (an integer >= 1) gives shape ``(batch, dim)``.
         """
-        shape = (self.dim,) if batch is None else (batch, self.dim)
+        shape = (self.dim,) if batch is None else (check_int("batch", batch, minimum=1), self.dim)
         return torch.randn(shape, generator=generator, dtype=torch.float64)
 
     # ------------------------------------------------------------------ helpers

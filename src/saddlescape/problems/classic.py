@@ -40,7 +40,7 @@ def _sym2_norm(a: float, b: float, c: float) -> float:
 def _uniform_box(
     lo: torch.Tensor, hi: torch.Tensor, generator: torch.Generator | None, batch: int | None
 ) -> torch.Tensor:
-    shape = lo.shape if batch is None else (batch, *lo.shape)
+    shape = lo.shape if batch is None else (check_int("batch", batch, minimum=1), *lo.shape)
     u = torch.rand(shape, generator=generator, dtype=torch.float64)
     return lo + (hi - lo) * u
 

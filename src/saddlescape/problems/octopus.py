@@ -291,7 +291,7 @@ class Octopus(Problem):
         self, generator: torch.Generator | None = None, batch: int | None = None
     ) -> torch.Tensor:
         """Uniform on ``[−1, 1]^dim`` (the paper's experiment)."""
-        shape = (self.dim,) if batch is None else (batch, self.dim)
+        shape = (self.dim,) if batch is None else (check_int("batch", batch, minimum=1), self.dim)
         return 2 * torch.rand(shape, generator=generator, dtype=torch.float64) - 1
 
 

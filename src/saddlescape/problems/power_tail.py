@@ -81,7 +81,7 @@ class PowerTail(Problem):
     def sample_init(
         self, generator: torch.Generator | None = None, batch: int | None = None
     ) -> torch.Tensor:
-        shape = (self.dim,) if batch is None else (batch, self.dim)
+        shape = (self.dim,) if batch is None else (check_int("batch", batch, minimum=1), self.dim)
         return torch.rand(shape, generator=generator, dtype=torch.float64)
 
     def gd_iterations(self, eps: float, lr: float, start: float = 1.0) -> float:
