@@ -11,6 +11,8 @@ from _checks import box_points, check_critical_points, max_hessian_norm, max_hes
 
 from saddlescape import problems
 from saddlescape.errors import ConfigError
+from saddlescape.problems import CriticalPoint
+from saddlescape.problems.highdim import CubicRegularizedQuadratic, QuarticSaddle
 
 
 def hvp(problem, x, v):
@@ -133,3 +135,22 @@ def test_batched_equals_row_by_row(name):
 def test_bad_parameters(name, params, word):
     with pytest.raises(ConfigError, match=rf"\b{word}\b"):
         problems.get(name, **params)
+
+
+def test_hessian_spectrum_refuses_points_it_does_not_list():
+    """The spectrum is read off the kind: a point that is not listed (or one listed by
+    another instance) got the listed point's spectrum, e.g. quartic-saddle(n=3) reported
+    [−0.79, 0, 0, 3.79] at (½, ½, ½, 0.1), whose eigenvalues are [−0.19, 0.75, 0.75, 3.94]."""
+    p = QuarticSaddle(n=3)
+    x = torch.tensor([0.5, 0.5, 0.5, 0.1], dtype=torch.float64)
+    with pytest.raises(ConfigError, match="quartic-saddle: hessian_spectrum needs"):
+        p.hessian_spectrum(CriticalPoint(x, "saddle", 0.0))
+    with pytest.raises(ConfigError, match="not listed"):
+        QuarticSaddle(n=5).hessian_spectrum(p.critical_points[1])
+    c = CubicRegularizedQuadratic(dim=4)
+    with pytest.raises(ConfigError, match="cubic-regularized-quadratic"):
+        c.hessian_spectrum(CriticalPoint(torch.ones(4, dtype=torch.float64), "minimum", 0.0))
+    for q in (p, c):
+        for point in q.critical_points:
+            ev = torch.linalg.eigvalsh(q.hessian(point.x))
+            assert torch.allclose(q.hessian_spectrum(point), ev, atol=1e-12)

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import check_int, check_int64
+from ..errors import ConfigError, check_int, check_int64
 from .base import CriticalPoint, Problem
 from .registry import register
 
@@ -88,6 +88,7 @@ class QuarticSaddle(Problem):
 
     def hessian_spectrum(self, point: CriticalPoint) -> torch.Tensor:
         """The Hessian's eigenvalues at one of :attr:`critical_points`, ascending (closed form)."""
+        _check_listed(self, point)
         n = self.n
         c = 0.0 if point.kind == "saddle" else 3.0
         mid = (n + c) / 2
@@ -174,8 +175,22 @@ class CubicRegularizedQuadratic(Problem):
 
     def hessian_spectrum(self, point: CriticalPoint) -> torch.Tensor:
         """The Hessian's eigenvalues at one of :attr:`critical_points`, ascending (closed form)."""
+        _check_listed(self, point)
         at_origin = point.kind != "minimum"
         ev = self._a + (0.0 if at_origin else 1.0)
         if not at_origin:
             ev[0] = 1.0  # −1 + ‖x‖/2 + ‖x‖/2 along e₁
         return ev.sort().values
+
+
+def _check_listed(problem: Problem, point: CriticalPoint) -> None:
+    """Refuse a point that is not one of ``problem``'s listed critical points (the closed
+    forms are read off the kind alone: any other point got a listed point's spectrum)."""
+    x = point.x
+    for c in problem.critical_points:
+        if c.kind == point.kind and x.shape == c.x.shape and torch.equal(x.to(c.x.dtype), c.x):
+            return
+    raise ConfigError(
+        f"{problem.name}: hessian_spectrum needs one of this problem's critical_points "
+        f"(a {point.kind} at a point of shape {tuple(x.shape)} is not listed)"
+    )
