@@ -174,6 +174,13 @@ def test_tuple_contract_and_model_that_returns_its_loss(capsys, tmp_path):
         (["certify", "--model", "{m}", "--model-arg", "n=1"], "does not take these --model-arg"),
         (["certify", "--model", "{m}:dropout", "--mode", "train"], "Dropout"),
         (["certify", "--model", "{m}:nan_loss"], "not finite"),
+        # the user's own code failing: one line naming its exception, no traceback
+        (["certify", "--model", "{m}:exits"], "exits() raised SystemExit: bye"),
+        (["certify", "--model", "{m}:multiline"], "raised RuntimeError: size mismatch: a b"),
+        (["certify", "--model", "{m}:broken"], "data raised RuntimeError: forward failed"),
+        (["spectrum", "--model", "{m}:broken"], "data raised RuntimeError: forward failed"),
+        (["landscape", "--model", "{m}:broken"], "data raised RuntimeError: forward failed"),
+        (["certify", "--model", "{m}:wide"], "data raised RuntimeError: mat1 and mat2"),
     ],
 )
 def test_model_errors_are_one_line(capsys, tmp_path, args, message):
@@ -204,6 +211,22 @@ def test_model_errors_are_one_line(capsys, tmp_path, args, message):
             def nan_loss():
                 nan = (torch.ones(3, 2), torch.full((3, 1), float("nan")))
                 return torch.nn.Linear(2, 1), torch.nn.MSELoss(), nan
+
+            def exits():
+                raise SystemExit("bye")
+
+            def multiline():
+                raise RuntimeError("size mismatch:\\n\\ta\\n\\tb")
+
+            class Broken(torch.nn.Linear):
+                def forward(self, x):
+                    raise RuntimeError("forward failed")
+
+            def broken():
+                return Broken(2, 1), torch.nn.MSELoss(), DATA
+
+            def wide():
+                return torch.nn.Linear(2, 1), torch.nn.MSELoss(), (torch.ones(3, 5), DATA[1])
             """
         )
     )
@@ -211,6 +234,7 @@ def test_model_errors_are_one_line(capsys, tmp_path, args, message):
     assert code == 2, err
     assert message in " ".join(err.split())
     assert "Traceback" not in err and err.strip().startswith("error:")
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def test_spectrum_layers_of_a_model(capsys, tmp_path):

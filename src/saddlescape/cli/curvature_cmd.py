@@ -16,6 +16,7 @@ the function (default ``make``) returns ``(model, loss_fn, data)`` or a dict (se
 
 from __future__ import annotations
 
+import contextlib
 import math
 from pathlib import Path
 from typing import Any
@@ -191,17 +192,18 @@ def certify_command(
         raise ConfigError("give either --rho or --tau, not both")
     show = _show_progress(progress)
     if user is not None:
-        op = user.operator(mode)
-        cert = certify(
-            op,
-            eps=eps,
-            rho=rho,
-            tau=tau,
-            tol=1e-3 if tol is None else tol,
-            max_hvps=max_hvps,
-            seed=seed,
-            progress=show,
-        )
+        with user.running():
+            op = user.operator(mode)
+            cert = certify(
+                op,
+                eps=eps,
+                rho=rho,
+                tau=tau,
+                tol=1e-3 if tol is None else tol,
+                max_hvps=max_hvps,
+                seed=seed,
+                progress=show,
+            )
         note = " (ρ estimated: a lower bound, so τ errs small)" if cert.rho_estimated else ""
         title = f"certificate: {user.spec} — {op.description}, {op.mode} mode"
         console.print(certificate_table(title, _model_point(op), cert, note))
@@ -319,13 +321,17 @@ def spectrum_command(
         title, point = f"Hessian spectrum: {problem.describe()}", f"{format_vector(x)}  — {where}"
         plot_title = f"{problem.name} at {where}"
     else:
-        op = user.operator(mode)
+        with user.running():
+            op = user.operator(mode)
         title = f"Hessian spectrum: {user.spec} — {op.description}, {op.mode} mode"
         point, plot_title = _model_point(op), f"{user.stem} ({op.mode} mode)"
     show = _show_progress(progress)
-    density = spectral_density(op, num_probes=probes, lanczos_steps=steps, seed=seed, progress=show)
-    tol = max(1e-8, precision_floor(op.dtype))  # what float16/bfloat16 products resolve
-    ext = lanczos(op, k=1, which="both", tol=tol, seed=seed, progress=show)
+    with contextlib.nullcontext() if user is None else user.running():
+        density = spectral_density(
+            op, num_probes=probes, lanczos_steps=steps, seed=seed, progress=show
+        )
+        tol = max(1e-8, precision_floor(op.dtype))  # what float16/bfloat16 products resolve
+        ext = lanczos(op, k=1, which="both", tol=tol, seed=seed, progress=show)
     lmin, lmax = float(ext.eigenvalues[0]), float(ext.eigenvalues[-1])
     fig = plot_spectral_density(density, mark=(lmin, lmax), sigma=sigma, log=log)
     fig.axes[0].set_title(plot_title, fontsize="small")
@@ -343,7 +349,8 @@ def spectrum_command(
     t.add_row("plot", str(out))
     console.print(t)
     if layers:
-        _print_layers(op, out, seed, show)
+        with user.running():
+            _print_layers(op, out, seed, show)
 
 
 def _print_layers(op: Any, out: Path, seed: int, show: bool) -> None:

@@ -16,6 +16,7 @@ when it lists none (e.g. ``mlp-digits``).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -196,7 +197,10 @@ def landscape_command(
     else:
         options = {k: v for k, v in user.options.items() if k != "mode"}
         chosen = mode or user.options.get("mode", "eval")
-        target = LossTarget.from_model(user.model, user.loss_fn, user.data, mode=chosen, **options)
+        with user.running():
+            target = LossTarget.from_model(
+                user.model, user.loss_fn, user.data, mode=chosen, **options
+            )
         center, where = target.center, "the model's parameters"
         title = f"{user.stem} ({chosen} mode)"
         heading = f"{user.spec} — {target.description}"
@@ -207,24 +211,27 @@ def landscape_command(
 
     # ---- directions, slice, picture
     show = _show_progress(progress)
-    if directions == "eigen":
-        dirs = eigen_directions(target, center, seed=seed, progress=show)
-    elif directions == "random":
-        norm = normalization or ("filter" if target.shapes is not None else "unit")
-        dirs = random_directions(center, dims, seed=seed, normalization=norm, shapes=target.shapes)
-    else:
-        dirs = pca_directions(xs, dims, center=center)  # type: ignore[arg-type]
-    run = slice_2d if dims == 2 else slice_1d
-    result = run(
-        target,
-        dirs,
-        center=center,
-        span=lo_hi,
-        resolution=resolution,
-        seed=seed,
-        trajectory=xs,
-        progress=show,
-    )
+    with contextlib.nullcontext() if user is None else user.running():
+        if directions == "eigen":
+            dirs = eigen_directions(target, center, seed=seed, progress=show)
+        elif directions == "random":
+            norm = normalization or ("filter" if target.shapes is not None else "unit")
+            dirs = random_directions(
+                center, dims, seed=seed, normalization=norm, shapes=target.shapes
+            )
+        else:
+            dirs = pca_directions(xs, dims, center=center)  # type: ignore[arg-type]
+        run = slice_2d if dims == 2 else slice_1d
+        result = run(
+            target,
+            dirs,
+            center=center,
+            span=lo_hi,
+            resolution=resolution,
+            seed=seed,
+            trajectory=xs,
+            progress=show,
+        )
     fig = plot_landscape(result, plot, title=title, log=log)
     save_figure(fig, out, dpi=130, bbox_inches="tight")
     if save is not None:
