@@ -245,3 +245,38 @@ def test_spectrum_layers_of_a_model(capsys, tmp_path):
     assert (tmp_path / "bn-layers.png").stat().st_size > 5000
     blocks = [line.split("│")[1].strip() for line in out.splitlines() if line.count("│") == 7]
     assert blocks == ["0", "1", "5"]  # conv, batch norm, linear: the modules with parameters
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "name"),
+    [
+        ("landscape", "--out", "fig.png"),
+        ("landscape", "--save", "s.npz"),
+        ("spectrum", "--out", "s.png"),
+    ],
+)
+def test_an_output_path_that_is_a_folder_is_refused_before_any_work(
+    capsys, tmp_path, command, option, name
+):
+    # the model's forward raises: the folder must be refused before the model is evaluated
+    (tmp_path / "broken.py").write_text(
+        textwrap.dedent(
+            """
+            import torch
+
+            class Broken(torch.nn.Linear):
+                def forward(self, x):
+                    raise RuntimeError("forward failed")
+
+            def make():
+                return Broken(2, 1), torch.nn.MSELoss(), (torch.ones(3, 2), torch.ones(3, 1))
+            """
+        )
+    )
+    (tmp_path / name).mkdir()
+    args = [command, "--model", str(tmp_path / "broken.py"), option, str(tmp_path / name)]
+    if option == "--save":
+        args += ["--out", str(tmp_path / "fig.png")]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "is a folder, not a file" in err, err
+    assert "forward failed" not in err and "Traceback" not in err

@@ -315,6 +315,8 @@ def spectrum_command(
         raise ConfigError(f"--out must end in .png, .pdf or .svg, got {str(out)!r}")
     if out.parent != Path() and not out.parent.is_dir():
         raise ConfigError(f"--out: directory {str(out.parent)!r} does not exist")
+    if out.is_dir():  # refused before the spectrum is computed, not after
+        raise ConfigError(f"--out: {str(out)!r} is a folder, not a file")
     if problem is not None:
         x, where = resolve_point(problem, at, at_critical)
         op = HessianOperator.from_function(problem.f, x)

@@ -60,6 +60,8 @@ def _check_out(path: Path, option: str, suffixes: tuple[str, ...]) -> Path:
         raise ConfigError(f"{option} must end in {', '.join(suffixes)}, got {str(path)!r}")
     if path.parent != Path() and not path.parent.is_dir():
         raise ConfigError(f"{option}: directory {str(path.parent)!r} does not exist")
+    if path.is_dir():  # refused before the slice is computed, not after
+        raise ConfigError(f"{option}: {str(path)!r} is a folder, not a file")
     return path
 
 
