@@ -173,7 +173,7 @@ def test_tuple_contract_and_model_that_returns_its_loss(capsys, tmp_path):
         (["certify", "--model", "{m}", "--model-arg", "x"], "--model-arg must be key=value"),
         (["certify", "--model", "{m}", "--model-arg", "n=1"], "does not take these --model-arg"),
         (["certify", "--model", "{m}:dropout", "--mode", "train"], "Dropout"),
-        (["certify", "--model", "{m}:nan_loss"], "not finite"),
+        (["certify", "--model", "{m}:nan_loss"], "error: the loss is not finite (nan)"),
         # the user's own code failing: one line naming its exception, no traceback
         (["certify", "--model", "{m}:exits"], "exits() raised SystemExit: bye"),
         (["certify", "--model", "{m}:multiline"], "raised RuntimeError: size mismatch: a b"),

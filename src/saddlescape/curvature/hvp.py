@@ -101,7 +101,8 @@ def _scalar(value: torch.Tensor, where: str) -> torch.Tensor:
 
 def _finite_loss(value: float, where: str) -> float:
     if not math.isfinite(value):
-        raise DivergenceError(f"the loss of {where} is not finite ({value})")
+        subject = where if where.startswith("the loss") else f"the loss of {where}"
+        raise DivergenceError(f"{subject} is not finite ({value})")
     return value
 
 
