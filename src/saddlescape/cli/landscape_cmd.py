@@ -257,6 +257,13 @@ def _table(
     finite = s.losses[torch.isfinite(s.losses)]
     if finite.numel():
         t.add_row("loss range", f"{float(finite.min()):.6g} … {float(finite.max()):.6g}")
+    bad = s.losses.numel() - finite.numel()
+    if bad:  # the range and the minimum leave these out: say so, not a flat-looking range
+        t.add_row(
+            "not finite",
+            f"[red]{bad} of {s.losses.numel()} grid points[/] (nan or inf; left out of the "
+            "loss range and the minimum)",
+        )
     t.add_row("lowest at", ", ".join(f"{v:.4g}" for v in s.minimum))
     if s.path_offplane is not None:
         t.add_row("trajectory off the plane", f"at most {float(s.path_offplane.max()):.3g}")
