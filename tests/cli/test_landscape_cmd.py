@@ -206,3 +206,12 @@ def test_non_finite_grid_points_are_counted_not_hidden(capsys, tmp_path):
     losses = np.load(tmp_path / "s.npz")["losses"]
     assert int((~np.isfinite(losses)).sum()) == 2
     assert row(text, "not finite").startswith("2 of 5 grid points")
+
+    # its only parameter is 1-D: filter-normalized random directions are zero, and the
+    # refusal names the option that works on the command line
+    args = ["landscape", "--model", str(make), "--directions", "random"]
+    args += ["--out", str(tmp_path / "r.png")]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "--normalization unit" in " ".join(err.split()), err
+    code, _, err = run(capsys, *args, "--normalization", "unit", "--resolution", "3")
+    assert code == 0, err
