@@ -280,3 +280,31 @@ def test_an_output_path_that_is_a_folder_is_refused_before_any_work(
     code, _, err = run(capsys, *args)
     assert code == 2 and "is a folder, not a file" in err, err
     assert "forward failed" not in err and "Traceback" not in err
+
+
+def test_spectrum_shows_the_residual_that_bounds_each_extreme(capsys, tmp_path):
+    # a linear model on data with two equal columns: H = 2/n XᵀX is singular, λ_min = 0,
+    # which a Ritz value can only approach: the table must give its error bound with it
+    (tmp_path / "flat.py").write_text(
+        textwrap.dedent(
+            """
+            import torch
+
+            def make():
+                torch.manual_seed(0)
+                x = torch.randn(20, 2, dtype=torch.float64)
+                X = torch.cat([x, x[:, :1]], dim=1)
+                model = torch.nn.Linear(3, 1, bias=False).double()
+                return model, torch.nn.MSELoss(), (X, torch.randn(20, 1, dtype=torch.float64))
+            """
+        )
+    )
+    out_png = tmp_path / "flat.png"
+    code, out, err = run(
+        capsys, "spectrum", "--model", str(tmp_path / "flat.py"), "--out", str(out_png)
+    )
+    assert code == 0, err
+    cell = row(out, "λ_min")
+    residual = float(cell.split("residual")[1].strip(" )"))
+    assert abs(number(cell.lstrip("≤ "))) <= residual + 1e-12  # the true λ_min is 0
+    assert "residual" in row(out, "λ_max")
