@@ -308,3 +308,29 @@ def test_spectrum_shows_the_residual_that_bounds_each_extreme(capsys, tmp_path):
     residual = float(cell.split("residual")[1].strip(" )"))
     assert abs(number(cell.lstrip("≤ "))) <= residual + 1e-12  # the true λ_min is 0
     assert "residual" in row(out, "λ_max")
+
+
+def test_a_loss_cut_off_from_the_parameters_is_refused_not_read_as_zero(capsys, tmp_path):
+    # a detached loss (or one under no_grad, or rebuilt from .item()) has no gradient path:
+    # it was certified as ‖∇f‖ = 0, λ = 0, "ε-SOSP yes" while its true gradient is not 0
+    (tmp_path / "cut.py").write_text(
+        textwrap.dedent(
+            """
+            import torch
+
+            def make():
+                torch.manual_seed(0)
+                data = (torch.randn(4, 3), torch.randn(4, 1))
+                loss = lambda out, y: ((out - y) ** 2).mean().detach()
+                return torch.nn.Linear(3, 1), loss, data
+            """
+        )
+    )
+    for command in ("certify", "spectrum", "landscape"):
+        code, _, err = run(
+            capsys, command, "--model", str(tmp_path / "cut.py"), *(
+                [] if command == "certify" else ["--out", str(tmp_path / "x.png")]
+            ),
+        )  # fmt: skip
+        assert code == 2, (command, err)
+        assert "does not depend on the parameters through autograd" in " ".join(err.split())
