@@ -173,3 +173,45 @@ def test_a_trajectory_of_the_wrong_dimension_is_refused(capsys, tmp_path):
         "--out", str(tmp_path / "x.png"),
     )  # fmt: skip
     assert code == 2 and "dimension 5, the target 2" in err
+
+
+def test_non_finite_grid_points_are_counted_not_hidden(capsys, tmp_path):
+    # f = mean log(x·w) is nan where x·w ≤ 0: two of the five points of this line
+    make = tmp_path / "logloss.py"
+    make.write_text(
+        textwrap.dedent(
+            """
+            import torch
+
+            class M(torch.nn.Module):
+                def __init__(self):
+                    super().__init__()
+                    self.w = torch.nn.Parameter(torch.tensor([0.5, 0.3], dtype=torch.float64))
+
+                def forward(self, x):
+                    return x @ self.w
+
+            def make():
+                X = torch.eye(2, dtype=torch.float64)
+                loss = lambda out, y: torch.log(out).mean() + 0 * y.sum()
+                return M(), loss, (X, torch.zeros(2, dtype=torch.float64))
+            """
+        )
+    )
+    code, text, err = run(
+        capsys, "landscape", "--model", str(make), "--dims", "1", "--resolution", "5",
+        "--span", "2", "--out", str(tmp_path / "f.png"), "--save", str(tmp_path / "s.npz"),
+    )  # fmt: skip
+    assert code == 0, err
+    losses = np.load(tmp_path / "s.npz")["losses"]
+    assert int((~np.isfinite(losses)).sum()) == 2
+    assert row(text, "not finite").startswith("2 of 5 grid points")
+
+    # its only parameter is 1-D: filter-normalized random directions are zero, and the
+    # refusal names the option that works on the command line
+    args = ["landscape", "--model", str(make), "--directions", "random"]
+    args += ["--out", str(tmp_path / "r.png")]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "--normalization unit" in " ".join(err.split()), err
+    code, _, err = run(capsys, *args, "--normalization", "unit", "--resolution", "3")
+    assert code == 0, err

@@ -173,7 +173,14 @@ def test_tuple_contract_and_model_that_returns_its_loss(capsys, tmp_path):
         (["certify", "--model", "{m}", "--model-arg", "x"], "--model-arg must be key=value"),
         (["certify", "--model", "{m}", "--model-arg", "n=1"], "does not take these --model-arg"),
         (["certify", "--model", "{m}:dropout", "--mode", "train"], "Dropout"),
-        (["certify", "--model", "{m}:nan_loss"], "not finite"),
+        (["certify", "--model", "{m}:nan_loss"], "error: the loss is not finite (nan)"),
+        # the user's own code failing: one line naming its exception, no traceback
+        (["certify", "--model", "{m}:exits"], "exits() raised SystemExit: bye"),
+        (["certify", "--model", "{m}:multiline"], "raised RuntimeError: size mismatch: a b"),
+        (["certify", "--model", "{m}:broken"], "data raised RuntimeError: forward failed"),
+        (["spectrum", "--model", "{m}:broken"], "data raised RuntimeError: forward failed"),
+        (["landscape", "--model", "{m}:broken"], "data raised RuntimeError: forward failed"),
+        (["certify", "--model", "{m}:wide"], "data raised RuntimeError: mat1 and mat2"),
     ],
 )
 def test_model_errors_are_one_line(capsys, tmp_path, args, message):
@@ -204,6 +211,22 @@ def test_model_errors_are_one_line(capsys, tmp_path, args, message):
             def nan_loss():
                 nan = (torch.ones(3, 2), torch.full((3, 1), float("nan")))
                 return torch.nn.Linear(2, 1), torch.nn.MSELoss(), nan
+
+            def exits():
+                raise SystemExit("bye")
+
+            def multiline():
+                raise RuntimeError("size mismatch:\\n\\ta\\n\\tb")
+
+            class Broken(torch.nn.Linear):
+                def forward(self, x):
+                    raise RuntimeError("forward failed")
+
+            def broken():
+                return Broken(2, 1), torch.nn.MSELoss(), DATA
+
+            def wide():
+                return torch.nn.Linear(2, 1), torch.nn.MSELoss(), (torch.ones(3, 5), DATA[1])
             """
         )
     )
@@ -211,6 +234,7 @@ def test_model_errors_are_one_line(capsys, tmp_path, args, message):
     assert code == 2, err
     assert message in " ".join(err.split())
     assert "Traceback" not in err and err.strip().startswith("error:")
+    assert len(err.strip().splitlines()) == 1, err
 
 
 def test_spectrum_layers_of_a_model(capsys, tmp_path):
@@ -221,3 +245,92 @@ def test_spectrum_layers_of_a_model(capsys, tmp_path):
     assert (tmp_path / "bn-layers.png").stat().st_size > 5000
     blocks = [line.split("│")[1].strip() for line in out.splitlines() if line.count("│") == 7]
     assert blocks == ["0", "1", "5"]  # conv, batch norm, linear: the modules with parameters
+
+
+@pytest.mark.parametrize(
+    ("command", "option", "name"),
+    [
+        ("landscape", "--out", "fig.png"),
+        ("landscape", "--save", "s.npz"),
+        ("spectrum", "--out", "s.png"),
+    ],
+)
+def test_an_output_path_that_is_a_folder_is_refused_before_any_work(
+    capsys, tmp_path, command, option, name
+):
+    # the model's forward raises: the folder must be refused before the model is evaluated
+    (tmp_path / "broken.py").write_text(
+        textwrap.dedent(
+            """
+            import torch
+
+            class Broken(torch.nn.Linear):
+                def forward(self, x):
+                    raise RuntimeError("forward failed")
+
+            def make():
+                return Broken(2, 1), torch.nn.MSELoss(), (torch.ones(3, 2), torch.ones(3, 1))
+            """
+        )
+    )
+    (tmp_path / name).mkdir()
+    args = [command, "--model", str(tmp_path / "broken.py"), option, str(tmp_path / name)]
+    if option == "--save":
+        args += ["--out", str(tmp_path / "fig.png")]
+    code, _, err = run(capsys, *args)
+    assert code == 2 and "is a folder, not a file" in err, err
+    assert "forward failed" not in err and "Traceback" not in err
+
+
+def test_spectrum_shows_the_residual_that_bounds_each_extreme(capsys, tmp_path):
+    # a linear model on data with two equal columns: H = 2/n XᵀX is singular, λ_min = 0,
+    # which a Ritz value can only approach: the table must give its error bound with it
+    (tmp_path / "flat.py").write_text(
+        textwrap.dedent(
+            """
+            import torch
+
+            def make():
+                torch.manual_seed(0)
+                x = torch.randn(20, 2, dtype=torch.float64)
+                X = torch.cat([x, x[:, :1]], dim=1)
+                model = torch.nn.Linear(3, 1, bias=False).double()
+                return model, torch.nn.MSELoss(), (X, torch.randn(20, 1, dtype=torch.float64))
+            """
+        )
+    )
+    out_png = tmp_path / "flat.png"
+    code, out, err = run(
+        capsys, "spectrum", "--model", str(tmp_path / "flat.py"), "--out", str(out_png)
+    )
+    assert code == 0, err
+    cell = row(out, "λ_min")
+    residual = float(cell.split("residual")[1].strip(" )"))
+    assert abs(number(cell.lstrip("≤ "))) <= residual + 1e-12  # the true λ_min is 0
+    assert "residual" in row(out, "λ_max")
+
+
+def test_a_loss_cut_off_from_the_parameters_is_refused_not_read_as_zero(capsys, tmp_path):
+    # a detached loss (or one under no_grad, or rebuilt from .item()) has no gradient path:
+    # it was certified as ‖∇f‖ = 0, λ = 0, "ε-SOSP yes" while its true gradient is not 0
+    (tmp_path / "cut.py").write_text(
+        textwrap.dedent(
+            """
+            import torch
+
+            def make():
+                torch.manual_seed(0)
+                data = (torch.randn(4, 3), torch.randn(4, 1))
+                loss = lambda out, y: ((out - y) ** 2).mean().detach()
+                return torch.nn.Linear(3, 1), loss, data
+            """
+        )
+    )
+    for command in ("certify", "spectrum", "landscape"):
+        code, _, err = run(
+            capsys, command, "--model", str(tmp_path / "cut.py"), *(
+                [] if command == "certify" else ["--out", str(tmp_path / "x.png")]
+            ),
+        )  # fmt: skip
+        assert code == 2, (command, err)
+        assert "does not depend on the parameters through autograd" in " ".join(err.split())

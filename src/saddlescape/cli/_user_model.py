@@ -13,15 +13,17 @@ Loading a checkpoint belongs inside the function, e.g. ``make(checkpoint="run3.p
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import inspect
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..errors import ConfigError, SaddlescapeError
 
 _OPTIONAL = ("loss_fn", "params", "reduction", "batch_size_fn", "batch_loss", "method", "mode")
 
@@ -51,6 +53,28 @@ class UserModel:
         if mode is not None:
             options["mode"] = mode
         return HessianOperator.from_model(self.model, self.loss_fn, self.data, **options)
+
+    @contextlib.contextmanager
+    def running(self) -> Iterator[None]:
+        """Work that calls the user's code (its forward, loss, data): an exception of that
+        code becomes one ConfigError line naming it, not a traceback (``--debug`` shows it).
+        The library's own errors and running out of memory pass through unchanged."""
+        try:
+            yield
+        except (SaddlescapeError, MemoryError):
+            raise
+        except (Exception, SystemExit) as exc:
+            raise ConfigError(
+                f"--model {self.spec}: evaluating the model, its loss or its data raised "
+                f"{_describe(exc)} (--debug shows the traceback)"
+            ) from exc
+
+
+def _describe(exc: BaseException) -> str:
+    """``Type: message`` on one line (a message of several lines, like a state_dict
+    mismatch, is joined)."""
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
 def _parse_args(pairs: list[str]) -> dict[str, str]:
@@ -82,10 +106,8 @@ def _load_module(where: str) -> Any:
         sys.path.insert(0, str(path.resolve().parent))
         try:
             spec.loader.exec_module(module)
-        except Exception as exc:
-            raise ConfigError(
-                f"--model: running {where!r} raised {type(exc).__name__}: {exc}"
-            ) from exc
+        except (Exception, SystemExit) as exc:  # SystemExit: a script that exits on import
+            raise ConfigError(f"--model: running {where!r} raised {_describe(exc)}") from exc
         finally:
             sys.path.pop(0)
         return module
@@ -97,10 +119,8 @@ def _load_module(where: str) -> Any:
         return importlib.import_module(where)
     except ModuleNotFoundError as exc:
         raise ConfigError(f"--model: no file or module {where!r} ({exc})") from exc
-    except Exception as exc:
-        raise ConfigError(
-            f"--model: importing {where!r} raised {type(exc).__name__}: {exc}"
-        ) from exc
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"--model: importing {where!r} raised {_describe(exc)}") from exc
 
 
 def load_user_model(spec: str, model_args: list[str] | None = None) -> UserModel:
@@ -126,8 +146,8 @@ def load_user_model(spec: str, model_args: list[str] | None = None) -> UserModel
         ) from None
     try:
         made = make(**kwargs)
-    except Exception as exc:
-        raise ConfigError(f"--model: {func_name}() raised {type(exc).__name__}: {exc}") from exc
+    except (Exception, SystemExit) as exc:
+        raise ConfigError(f"--model: {func_name}() raised {_describe(exc)}") from exc
     return _check(spec, func_name, made)
 
 

@@ -16,6 +16,7 @@ when it lists none (e.g. ``mlp-digits``).
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Any
 
@@ -59,6 +60,8 @@ def _check_out(path: Path, option: str, suffixes: tuple[str, ...]) -> Path:
         raise ConfigError(f"{option} must end in {', '.join(suffixes)}, got {str(path)!r}")
     if path.parent != Path() and not path.parent.is_dir():
         raise ConfigError(f"{option}: directory {str(path.parent)!r} does not exist")
+    if path.is_dir():  # refused before the slice is computed, not after
+        raise ConfigError(f"{option}: {str(path)!r} is a folder, not a file")
     return path
 
 
@@ -196,7 +199,10 @@ def landscape_command(
     else:
         options = {k: v for k, v in user.options.items() if k != "mode"}
         chosen = mode or user.options.get("mode", "eval")
-        target = LossTarget.from_model(user.model, user.loss_fn, user.data, mode=chosen, **options)
+        with user.running():
+            target = LossTarget.from_model(
+                user.model, user.loss_fn, user.data, mode=chosen, **options
+            )
         center, where = target.center, "the model's parameters"
         title = f"{user.stem} ({chosen} mode)"
         heading = f"{user.spec} — {target.description}"
@@ -207,24 +213,27 @@ def landscape_command(
 
     # ---- directions, slice, picture
     show = _show_progress(progress)
-    if directions == "eigen":
-        dirs = eigen_directions(target, center, seed=seed, progress=show)
-    elif directions == "random":
-        norm = normalization or ("filter" if target.shapes is not None else "unit")
-        dirs = random_directions(center, dims, seed=seed, normalization=norm, shapes=target.shapes)
-    else:
-        dirs = pca_directions(xs, dims, center=center)  # type: ignore[arg-type]
-    run = slice_2d if dims == 2 else slice_1d
-    result = run(
-        target,
-        dirs,
-        center=center,
-        span=lo_hi,
-        resolution=resolution,
-        seed=seed,
-        trajectory=xs,
-        progress=show,
-    )
+    with contextlib.nullcontext() if user is None else user.running():
+        if directions == "eigen":
+            dirs = eigen_directions(target, center, seed=seed, progress=show)
+        elif directions == "random":
+            norm = normalization or ("filter" if target.shapes is not None else "unit")
+            dirs = random_directions(
+                center, dims, seed=seed, normalization=norm, shapes=target.shapes
+            )
+        else:
+            dirs = pca_directions(xs, dims, center=center)  # type: ignore[arg-type]
+        run = slice_2d if dims == 2 else slice_1d
+        result = run(
+            target,
+            dirs,
+            center=center,
+            span=lo_hi,
+            resolution=resolution,
+            seed=seed,
+            trajectory=xs,
+            progress=show,
+        )
     fig = plot_landscape(result, plot, title=title, log=log)
     save_figure(fig, out, dpi=130, bbox_inches="tight")
     if save is not None:
@@ -248,6 +257,13 @@ def _table(
     finite = s.losses[torch.isfinite(s.losses)]
     if finite.numel():
         t.add_row("loss range", f"{float(finite.min()):.6g} … {float(finite.max()):.6g}")
+    bad = s.losses.numel() - finite.numel()
+    if bad:  # the range and the minimum leave these out: say so, not a flat-looking range
+        t.add_row(
+            "not finite",
+            f"[red]{bad} of {s.losses.numel()} grid points[/] (nan or inf; left out of the "
+            "loss range and the minimum)",
+        )
     t.add_row("lowest at", ", ".join(f"{v:.4g}" for v in s.minimum))
     if s.path_offplane is not None:
         t.add_row("trajectory off the plane", f"at most {float(s.path_offplane.max()):.3g}")

@@ -101,7 +101,8 @@ def _scalar(value: torch.Tensor, where: str) -> torch.Tensor:
 
 def _finite_loss(value: float, where: str) -> float:
     if not math.isfinite(value):
-        raise DivergenceError(f"the loss of {where} is not finite ({value})")
+        subject = where if where.startswith("the loss") else f"the loss of {where}"
+        raise DivergenceError(f"{subject} is not finite ({value})")
     return value
 
 
@@ -132,6 +133,7 @@ class HVPEngine:
         self.method = resolve_method(method)
         self._auto = method == "auto"  # may leave double backward if torch cannot do it
         self._checked = False  # the graph searched for once-differentiable Functions
+        self.depends = False  # whether any loss evaluated so far required grad (reached θ)
         # flat indices torch holds constant (an Embedding's padding row): zero rows and
         # columns of the Hessian whatever the method
         self._constant = (
@@ -201,6 +203,7 @@ class HVPEngine:
                 where = self._where(i)
                 loss = _scalar(fn(leaf), where)
                 self._check_twice_differentiable(loss)
+                self.depends = self.depends or loss.requires_grad
                 if not loss.requires_grad:
                     g = torch.zeros_like(theta)
                 else:
@@ -223,6 +226,7 @@ class HVPEngine:
                 leaf = point_leaf(self.theta)
                 loss = _scalar(fn(leaf), "loss")
                 self._check_twice_differentiable(loss)
+                self.depends = self.depends or loss.requires_grad
                 if loss.requires_grad:
                     (g,) = torch.autograd.grad(
                         loss, leaf, create_graph=True, allow_unused=True, materialize_grads=True

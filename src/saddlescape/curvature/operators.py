@@ -284,6 +284,12 @@ class HessianOperator(SymmetricOperator):
         reduce = risk.all_reduce if distributed not in (False, None) else None
         engine = HVPEngine(risk.terms, risk.theta, method, context=risk.context, reduce=reduce)
         grad = engine.gradient()  # value and gradient now: a bad loss fails at construction
+        if not engine.depends:  # else its gradient and Hessian would silently read 0
+            raise CurvatureError(
+                "the loss does not depend on the parameters through autograd (it does not "
+                "require grad: computed under torch.no_grad(), detached, or rebuilt from "
+                ".item()): its gradient and Hessian would read 0"
+            )
         # an embedding's padding row gets no gradient from torch, so no optimizer moves it:
         # the Hessian holds it constant too (zero rows and columns by every method)
         constant = []

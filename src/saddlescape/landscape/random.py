@@ -102,7 +102,8 @@ def random_directions(
     if not bool(vectors.abs().sum(dim=1).gt(0).all()):
         raise ConfigError(
             "a random direction is zero: every parameter was ignored (only 1-D parameters "
-            "with ignore='biasbn') or the weights are zero; try ignore='none' or 'unit'"
+            "with ignore='biasbn') or the weights are zero; try ignore='none' or "
+            "normalization='unit' (on the command line: --normalization unit)"
         )
     word = {"filter": "filter-normalized", "layer": "layer-normalized"}.get(normalization, "")
     labels = tuple(f"{word + ' ' if word else ''}random direction {i + 1}" for i in range(k))
