@@ -38,12 +38,8 @@ _DOUBLE_BACKWARD_GAPS = (
 )
 
 
-def once_differentiable_functions(output: torch.Tensor) -> list[str]:
-    """The custom autograd Functions in ``output``'s graph whose backward is marked
-    ``@once_differentiable``: torch leaves their second derivatives out *silently* (the
-    backward's result carries no graph, and no error is raised), so no exact Hessian can
-    pass through them."""
-    found: set[str] = set()
+def graph_nodes(output: torch.Tensor) -> Iterator[Any]:
+    """Every node of ``output``'s autograd graph, once each (depth first from its grad_fn)."""
     seen: set[int] = set()
     stack = [output.grad_fn]
     while stack:
@@ -51,12 +47,22 @@ def once_differentiable_functions(output: torch.Tensor) -> list[str]:
         if node is None or id(node) in seen:
             continue
         seen.add(id(node))
+        yield node
+        stack.extend(n for n, _ in node.next_functions)
+
+
+def once_differentiable_functions(output: torch.Tensor) -> list[str]:
+    """The custom autograd Functions in ``output``'s graph whose backward is marked
+    ``@once_differentiable``: torch leaves their second derivatives out *silently* (the
+    backward's result carries no graph, and no error is raised), so no exact Hessian can
+    pass through them."""
+    found: set[str] = set()
+    for node in graph_nodes(output):
         cls = getattr(node, "_forward_cls", None)
         code = getattr(getattr(cls, "backward", None), "__code__", None)
         if code is not None and code.co_name == "wrapper" and "autograd" in code.co_filename:
             if hasattr(cls.backward, "__wrapped__"):  # functools.wraps of once_differentiable
                 found.add(cls.__name__)
-        stack.extend(n for n, _ in node.next_functions)
     return sorted(found)
 
 

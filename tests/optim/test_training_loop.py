@@ -146,6 +146,18 @@ def test_an_unseeded_noisy_optimizer_takes_exactly_one_global_draw():
 NEED_CLOSURE = [k for k in NAMES if k.startswith(("pgd", "pagd", "cubic", "sfn"))]
 
 
+def _scaled_closure(opt, scaler, f):
+    """The closure of an AMP training loop: gradients of the scaled loss."""
+
+    def closure():
+        opt.zero_grad()
+        loss = f()
+        scaler.scale(loss).backward()
+        return loss
+
+    return closure
+
+
 @pytest.mark.parametrize("key", NEED_CLOSURE)
 @pytest.mark.parametrize("with_closure", [False, True])
 def test_closure_optimizers_refuse_grad_scaler_by_name(key, with_closure):
@@ -158,13 +170,7 @@ def test_closure_optimizers_refuse_grad_scaler_by_name(key, with_closure):
     opt = case.build([w, b])
     scaler = torch.amp.GradScaler("cpu")
     f = wb_loss(w, b, x)
-
-    def closure():
-        opt.zero_grad()
-        loss = f()
-        scaler.scale(loss).backward()
-        return loss
-
+    closure = _scaled_closure(opt, scaler, f)
     closure()
     before = [w.detach().clone(), b.detach().clone()]
     args = (closure,) if with_closure else ()
@@ -273,14 +279,7 @@ def test_wrapper_with_a_stop_test_refuses_grad_scaler_by_name(with_closure):
     w, b, x = wbi()
     opt = optim.Perturbed(torch.optim.SGD([w, b], lr=0.01), f_threshold=1e-4, seed=0)
     scaler = torch.amp.GradScaler("cpu")
-    f = wb_loss(w, b, x)
-
-    def closure():
-        opt.zero_grad()
-        loss = f()
-        scaler.scale(loss).backward()
-        return loss
-
+    closure = _scaled_closure(opt, scaler, wb_loss(w, b, x))
     closure()
     before = w.detach().clone()
     with pytest.raises(ConfigError, match=r"f_threshold: .*torch\.amp\.GradScaler"):

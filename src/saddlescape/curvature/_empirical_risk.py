@@ -63,7 +63,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from .._torch_gaps import exact_second_derivatives
+from .._torch_gaps import exact_second_derivatives, graph_nodes
 from ..errors import ConfigError, CurvatureError
 from .hvp import is_point_leaf, point_leaf
 
@@ -952,17 +952,10 @@ def _graph_leaves(output: torch.Tensor) -> list[torch.Tensor]:
     """The leaf tensors requiring grad that ``output`` was computed from (the variables of
     the ``AccumulateGrad`` nodes of its graph)."""
     found: dict[int, torch.Tensor] = {}
-    seen: set[int] = set()
-    stack = [output.grad_fn]
-    while stack:
-        node = stack.pop()
-        if node is None or id(node) in seen:
-            continue
-        seen.add(id(node))
+    for node in graph_nodes(output):
         var = getattr(node, "variable", None)
         if isinstance(var, torch.Tensor):
             found[id(var)] = var
-        stack.extend(n for n, _ in node.next_functions)
     return list(found.values())
 
 
